@@ -1,0 +1,98 @@
+"""Executing action chunks in a closed loop, for batches of environments.
+
+A policy predicts a chunk ``a_{t:t+H}`` at step ``t``; the executor decides which
+action is sent to the environment at each step:
+
+* **action queue / receding horizon** — query the policy, execute the first
+  ``n_action_steps`` (≤ H) actions of the chunk open-loop, then query again.
+  ``n_action_steps = H`` is pure open-loop chunking; ``1`` re-plans every step.
+* **temporal ensembling** (ACT, Zhao et al. 2023) — query at *every* step and execute,
+  for step ``t``, the weighted mean of every prediction made for ``t`` by the chunks
+  queried at ``t−H+1 … t``, with weights ``w_i = exp(−m·i)``, ``i = 0`` the *oldest*
+  prediction (normalised to sum to 1). Averaging predictions that come from
+  different modes is exactly how ensembling can average across modes (chapter 2).
+
+The executor never touches the policy's internals: it calls ``policy.sample(obs, 1)``
+(or any callable ``obs [B, obs_dim] -> chunk [B, H, d]``).
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["ChunkExecutor", "ensemble_weights"]
+
+
+def ensemble_weights(n: int, m: float) -> Tensor:
+    """ACT's temporal-ensembling weights for ``n`` predictions, oldest first:
+    ``w_i = exp(−m·i) / Σ_j exp(−m·j)``, ``i = 0 … n−1``. ``m = 0`` is a plain mean;
+    larger ``m`` trusts older predictions more (ACT uses m = 0.01)."""
+    if n < 1:
+        raise ValueError(f"need at least one prediction to ensemble, got n={n}")
+    w = torch.exp(-m * torch.arange(n, dtype=torch.float64))
+    return (w / w.sum()).float()
+
+
+class ChunkExecutor:
+    """Turns chunk predictions into one action per step for ``B`` environments at once.
+
+    Args:
+        chunk_len: H, the length of the chunks the policy predicts.
+        n_action_steps: actions executed from each chunk before re-querying
+            (default H; ignored with temporal ensembling, which queries every step).
+        temporal_ensemble: the coefficient ``m`` of ACT's weights, or ``None`` for the queue.
+    """
+
+    def __init__(self, chunk_len: int, n_action_steps: int | None = None, temporal_ensemble: float | None = None):
+        if not isinstance(chunk_len, int) or chunk_len < 1:
+            raise ValueError(f"chunk_len must be an integer >= 1, got {chunk_len!r}")
+        n_action_steps = chunk_len if n_action_steps is None else n_action_steps
+        if not isinstance(n_action_steps, int) or not 1 <= n_action_steps <= chunk_len:
+            raise ValueError(f"n_action_steps must be an integer in [1, chunk_len={chunk_len}], got {n_action_steps!r}")
+        if temporal_ensemble is not None and temporal_ensemble < 0:
+            raise ValueError(f"temporal_ensemble coefficient m must be >= 0, got {temporal_ensemble}")
+        self.chunk_len = chunk_len
+        self.n_action_steps = n_action_steps
+        self.m = temporal_ensemble
+        self.reset()
+
+    def __repr__(self) -> str:
+        mode = f"temporal_ensemble={self.m}" if self.m is not None else f"n_action_steps={self.n_action_steps}"
+        return f"ChunkExecutor(chunk_len={self.chunk_len}, {mode})"
+
+    def reset(self) -> None:
+        """Forget all queued actions and past predictions (call at episode start)."""
+        self.t = 0
+        self._queue: deque[Tensor] = deque()  # queued actions, each [B, d]
+        self._past: deque[tuple[int, Tensor]] = deque()  # (query step, chunk [B, H, d]), oldest first
+        self.queries = 0
+
+    def _query(self, obs: Tensor, policy) -> Tensor:
+        chunk = policy.sample(obs, 1)[:, 0] if hasattr(policy, "sample") else policy(obs)
+        if chunk.ndim != 3 or chunk.shape[0] != obs.shape[0] or chunk.shape[1] != self.chunk_len:
+            raise ValueError(
+                f"the policy must return chunks [B={obs.shape[0]}, H={self.chunk_len}, d], got {tuple(chunk.shape)}"
+            )
+        self.queries += 1
+        return chunk
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, policy: Callable[[Tensor], Tensor]) -> Tensor:
+        """The actions ``[B, d]`` to execute now, given observations ``[B, obs_dim]``."""
+        if self.m is None:
+            if not self._queue:
+                chunk = self._query(obs, policy)  # [B, H, d]
+                self._queue.extend(chunk[:, i] for i in range(self.n_action_steps))
+            action = self._queue.popleft()
+        else:
+            self._past.append((self.t, self._query(obs, policy)))
+            while self._past and self._past[0][0] <= self.t - self.chunk_len:
+                self._past.popleft()  # chunks queried H or more steps ago say nothing about step t
+            preds = torch.stack([chunk[:, self.t - t0] for t0, chunk in self._past])  # [n, B, d], oldest first
+            w = ensemble_weights(len(self._past), self.m).to(preds)
+            action = torch.einsum("n,nbd->bd", w, preds)
+        self.t += 1
+        return action

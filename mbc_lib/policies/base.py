@@ -1,0 +1,146 @@
+"""The one contract every policy family follows (DESIGN.md §2).
+
+A policy is an ``nn.Module`` with
+
+* ``loss(batch) -> {"loss": scalar, <parts>...}`` on a batch from
+  :meth:`mbc_lib.data.ChunkDataset.batch` (raw task units; the policy normalises);
+* ``sample(obs [B, obs_dim], n=1, generator=None) -> [B, n, H, action_dim]`` in task units;
+* a ``config`` dataclass (subclass of :class:`PolicyConfig`) validated on construction.
+
+Latent-variable policies add ``encode`` / ``prior``; transport policies
+(diffusion, flow) add ``transport(obs, base_noise) -> chunk``.
+Families register themselves with :func:`register` and are built by name with
+:func:`mbc_lib.policies.make`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Normalizer
+from ..nets import BackboneConfig
+
+__all__ = ["Policy", "PolicyConfig", "register", "REGISTRY"]
+
+#: family name -> policy class
+REGISTRY: dict[str, type["Policy"]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a policy family buildable as ``make(name, ...)``."""
+
+    def deco(cls: type["Policy"]) -> type["Policy"]:
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"policy family {name!r} is registered twice")
+        cls.family = name
+        REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+@dataclass
+class PolicyConfig:
+    """Fields every family shares. Subclasses add their own, each with a default."""
+
+    obs_dim: int = 1  # observation features
+    action_dim: int = 1  # action features per step
+    chunk_len: int = 1  # H, steps per action chunk
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backbone, dict):  # e.g. after a checkpoint round trip
+            self.backbone = BackboneConfig(**self.backbone)
+        for name in ("obs_dim", "action_dim", "chunk_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Family-specific checks; raise ``ValueError`` with what was expected."""
+
+    @property
+    def chunk_numel(self) -> int:
+        """n = H · action_dim, the length of a flattened chunk."""
+        return self.chunk_len * self.action_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "PolicyConfig":
+        """Build from keyword arguments; ``width``/``depth`` are accepted as backbone shortcuts."""
+        known = {f.name for f in fields(cls)}
+        backbone_keys = {f.name for f in fields(BackboneConfig)}
+        bb = kwargs.pop("backbone", None)
+        bb = dict(asdict(bb) if isinstance(bb, BackboneConfig) else (bb or {}))
+        for key in list(kwargs):
+            if key in backbone_keys and key not in known:
+                bb[key] = kwargs.pop(key)
+        unknown = set(kwargs) - known
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} got unknown option(s) {sorted(unknown)}; "
+                f"valid options: {sorted(known | backbone_keys)}"
+            )
+        return cls(backbone=BackboneConfig(**bb), **kwargs)
+
+
+class Policy(nn.Module):
+    """Base class: holds the config and a :class:`~mbc_lib.data.Normalizer`."""
+
+    family: ClassVar[str] = "?"
+    Config: ClassVar[type[PolicyConfig]] = PolicyConfig
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+        self.normalizer = Normalizer(config.obs_dim, config.action_dim)
+
+    # -- the contract -----------------------------------------------------------
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, obs: Tensor, n: int = 1, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- helpers shared by the families -----------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.normalizer.obs_mean.device
+
+    def check_obs(self, obs: Tensor) -> Tensor:
+        """Validate ``obs [B, obs_dim]`` and move it to the policy's device."""
+        if not isinstance(obs, Tensor):
+            obs = torch.as_tensor(obs, dtype=torch.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.config.obs_dim:
+            raise ValueError(f"obs must be [B, {self.config.obs_dim}], got shape {tuple(obs.shape)}")
+        return obs.to(self.device, torch.float32)
+
+    def check_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Validated, normalised ``(obs [B, obs_dim], chunk [B, H, d])`` from a batch dict."""
+        if "obs" not in batch or "chunk" not in batch:
+            raise ValueError(f"a batch needs keys 'obs' and 'chunk', got {sorted(batch)}")
+        obs, chunk = self.check_obs(batch["obs"]), batch["chunk"]
+        cfg = self.config
+        if chunk.ndim != 3 or chunk.shape[1:] != (cfg.chunk_len, cfg.action_dim) or chunk.shape[0] != obs.shape[0]:
+            raise ValueError(
+                f"chunk must be [B={obs.shape[0]}, H={cfg.chunk_len}, action_dim={cfg.action_dim}], "
+                f"got shape {tuple(chunk.shape)}"
+            )
+        return self.normalizer.normalize_obs(obs), self.normalizer.normalize_actions(chunk.to(self.device))
+
+    @staticmethod
+    def check_n(n: int) -> int:
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n (samples per observation) must be an integer >= 1, got {n!r}")
+        return n
+
+    def extra_repr(self) -> str:
+        return f"family={self.family!r}"
