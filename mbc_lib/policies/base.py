@@ -142,5 +142,35 @@ class Policy(nn.Module):
             raise ValueError(f"n (samples per observation) must be an integer >= 1, got {n!r}")
         return n
 
+    @staticmethod
+    def check_steps(steps: int | None, default: int) -> int:
+        """The number of sampling steps: ``steps`` if given (an integer >= 1), else ``default``."""
+        if steps is None:
+            return default
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps (sampling steps) must be an integer >= 1, got {steps!r}")
+        return steps
+
+    # -- randomness for sampling: everything comes from ``generator`` when given ---------
+    # The noise is drawn on the generator's own device and then moved, so a CPU generator
+    # also drives a policy on CUDA, and the same seed gives the same numbers on one device.
+    def randn(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
+        """Standard normal noise ``[*shape]`` on the policy's device."""
+        device = generator.device if generator is not None else self.device
+        return torch.randn(shape, generator=generator, device=device).to(self.device)
+
+    def rand(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform noise on ``[0, 1)``, ``[*shape]``, on the policy's device."""
+        device = generator.device if generator is not None else self.device
+        return torch.rand(shape, generator=generator, device=device).to(self.device)
+
+    def categorical(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One index per row of ``logits [..., K]`` drawn from softmax(logits), ``[...]`` (long).
+
+        Gumbel-max: ``argmax_k (logits_k + G_k)`` with ``G = −log(−log U)`` is an exact
+        draw from the softmax, and needs only uniform noise from ``generator``."""
+        u = self.rand(*logits.shape, generator=generator).clamp_(1e-12, 1.0 - 1e-7)
+        return (logits - torch.log(-torch.log(u))).argmax(-1)
+
     def extra_repr(self) -> str:
         return f"family={self.family!r}"

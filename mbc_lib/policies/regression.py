@@ -34,6 +34,7 @@ class RegressionPolicy(Policy):
         super().__init__(config)
         self.net = ResMLP(config.obs_dim, config.chunk_numel, config.backbone)
 
+    @torch.no_grad()
     def predict(self, obs: Tensor) -> Tensor:
         """The regressed chunk ``[B, H, d]`` in task units."""
         obs = self.check_obs(obs)
@@ -48,6 +49,7 @@ class RegressionPolicy(Policy):
         loss = err.pow(2).mean() if self.config.loss == "l2" else err.abs().mean()
         return {"loss": loss}
 
+    @torch.no_grad()
     def sample(self, obs: Tensor, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
         n = self.check_n(n)
         return self.predict(obs).unsqueeze(1).expand(-1, n, -1, -1).clone()  # [B, n, H, d]
