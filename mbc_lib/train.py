@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from .data import ChunkDataset
 from .policies.base import Policy
 
-__all__ = ["History", "select_device", "train", "save_checkpoint", "load_checkpoint", "progress_enabled"]
+__all__ = ["History", "select_device", "train", "save_checkpoint", "load_checkpoint", "progress_enabled", "cpu_threads"]
 
 
 def select_device(preference: str | torch.device | None = None) -> torch.device:
@@ -42,6 +43,24 @@ def select_device(preference: str | torch.device | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+@contextmanager
+def cpu_threads(policy: Policy, device: torch.device):
+    """Intra-op threads while training on the CPU: ``$MBC_THREADS`` if set, else 1 for small
+    models (< 2M parameters) — for the course's MLPs a single thread is as fast as several and
+    does not collapse when other processes (a notebook kernel, a test runner) share the cores."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    n_params = sum(p.numel() for p in policy.parameters())
+    wanted = int(os.environ.get("MBC_THREADS", "0")) or (1 if n_params < 2_000_000 else before)
+    torch.set_num_threads(max(1, wanted))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def progress_enabled(progress: bool | None = None) -> bool:
@@ -170,33 +189,33 @@ def train(
     count = 0
     policy.train()
     bar = tqdm(range(steps), desc=desc or f"train {policy.family}", disable=not progress_enabled(progress), leave=False)
-    for step in bar:
-        batch = next(batches)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            parts = policy.loss(batch)
-        loss = parts["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        sched.step()
-        if ema is not None:
-            decay = min(ema_decay, (1.0 + step) / (10.0 + step))
-            torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
-        for k, v in parts.items():  # accumulate on the device: no host sync per step
-            sums[k] = sums.get(k, 0.0) + v.detach().float()
-        count += 1
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            record = {"step": float(step + 1), "lr": opt.param_groups[0]["lr"]}
-            record.update({k: float(v) / count for k, v in sums.items()})
-            if val_dataset is not None:
-                policy.eval()
-                record.update({f"val_{k}": v for k, v in _evaluate(policy, val_dataset, 4 * batch_size).items()})
-                policy.train()
-            history.records.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            sums, count = {}, 0
+    with cpu_threads(policy, dev):
+        for step in bar:
+            batch = next(batches)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                parts = policy.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            sched.step()
+            if ema is not None:
+                decay = min(ema_decay, (1.0 + step) / (10.0 + step))
+                torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
+            for k, v in parts.items():  # accumulate on the device: no host sync per step
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            count += 1
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                record = {"step": float(step + 1), "lr": opt.param_groups[0]["lr"]}
+                record.update({k: float(v) / count for k, v in sums.items()})
+                if val_dataset is not None:
+                    policy.eval()
+                    record.update({f"val_{k}": v for k, v in _evaluate(policy, val_dataset, 4 * batch_size).items()})
+                    policy.train()
+                history.records.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                sums, count = {}, 0
     if ema is not None:
         with torch.no_grad():
             for p, e in zip(params, ema):

@@ -10,6 +10,7 @@ import torch
 
 from .base import REGISTRY, Policy, PolicyConfig, register
 from . import regression  # noqa: F401  (registers "regression")
+from . import cvae, diffusion, flow, mixture, vq  # noqa: F401  (register the other families)
 
 __all__ = ["make", "families", "Policy", "PolicyConfig", "register", "REGISTRY"]
 

@@ -1,0 +1,54 @@
+# The two commands of the course:
+#   make book   — set up .venv from scratch and build the executed book into _build/html
+#   make test   — set up the same .venv and run the whole test suite (unit tests, notebooks, built book)
+# Other targets: make bench, make sync-setup, make clean.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+# PyTorch first, pinned, so that pip never resolves "torch>=2.3" to a multi-GB CUDA build.
+# Override with a wheel file or an index, e.g. TORCH_SPEC=/path/to/torch.whl or
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu on a laptop.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP      := $(VENV)/.mbc-installed
+
+# the book is built with the `fast` profile in tests; `make book` uses the default profile
+# (standard on CPU, full on CUDA) unless MBC_PROFILE is set
+BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
+
+.PHONY: setup book book-fast test unit bench sync-setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+	$(BIN)/python -m pip install -q -e ".[book,test]"
+	@touch $@
+
+book: $(STAMP)
+	MBC_STATIC_WIDGETS=1 MBC_PROGRESS=0 $(BOOK_BUILD)
+	@echo "The book is in _build/html/index.html"
+
+# the same build at the fast profile (what `make test` checks)
+book-fast: $(STAMP)
+	rm -rf _build
+	MBC_PROFILE=fast MBC_STATIC_WIDGETS=1 MBC_PROGRESS=0 $(BOOK_BUILD)
+
+test: $(STAMP) book-fast
+	MBC_PROFILE=fast MBC_PROGRESS=0 MBC_REQUIRE_BUILT_BOOK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# library and notebook tests only (no book build)
+unit: $(STAMP)
+	MBC_PROFILE=fast MBC_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+bench: $(STAMP)
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+sync-setup: $(STAMP)
+	$(BIN)/python tools/setup_cell.py sync
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,353 @@
+"""The engine under every robot task: a task description, a batched simulator, a gymnasium env.
+
+* :class:`Task` — what a task *is*: its MJCF model, how an episode starts, what the
+  policy observes, when it succeeds, which mode it used. Subclasses live in
+  ``path_env.py`` (K gaps in a wall) and ``push_env.py`` (K bins for a puck).
+* :class:`BatchSim` — ``B`` copies of one task stepped in lockstep: one ``MjData`` per
+  episode, one shared ``MjModel``, task logic vectorised over the batch in numpy.
+  Evaluation, demo collection and the single gymnasium env all run through it, so a
+  seed gives the *same* trajectory whichever of them runs it.
+* :class:`MultimodalEnv` — the gymnasium API (``reset``/``step``/``render``) on a
+  ``BatchSim`` of size one; registered under the ids in :data:`mbc_lib.envs.ENV_IDS`.
+
+Time: MuJoCo integrates with ``timestep`` (2 ms); one control step holds the action
+for ``frame_skip`` physics steps (10), so the policy acts at 50 Hz and an episode of
+at most ``max_steps`` (100) control steps lasts at most 2 s of simulated time.
+Units: metres, seconds, m/s; actions are planar end-effector velocity commands.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium
+import mujoco
+import numpy as np
+
+__all__ = ["Task", "BatchSim", "MultimodalEnv", "OBS_TYPES", "as_generator", "episode_seeds"]
+
+#: ``state``: low-dimensional state ``[obs_dim]`` (float64);
+#: ``pixels``: a top-down RGB image ``[S, S, 3]`` (uint8), ``S = image_size``.
+OBS_TYPES = ("state", "pixels")
+
+
+@functools.lru_cache(maxsize=32)
+def _compile(xml: str) -> mujoco.MjModel:
+    """MJCF string -> MjModel, compiled once per distinct model (models are read-only here)."""
+    return mujoco.MjModel.from_xml_string(xml)
+
+
+def episode_seeds(seed: int, n: int) -> np.ndarray:
+    """``n`` per-episode seeds (uint32) derived from one ``seed``.
+
+    Episode ``i`` of ``evaluate(..., seed)`` / ``collect_demos(..., seed)`` starts exactly
+    like ``env.reset(seed=int(episode_seeds(seed, n)[i]))`` — replay any single episode.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return np.random.SeedSequence(int(seed)).generate_state(max(n, 1), dtype=np.uint32)[:n]
+
+
+def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """A numpy Generator from a seed (same rule as gymnasium's ``reset(seed=...)``)."""
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+class Task:
+    """What a robot task is. Subclasses fill in the model and the episode logic.
+
+    Args:
+        K: number of modes (gaps / bins), ``1 <= K <= max_K``.
+        max_steps: control steps before an episode is truncated (default per task).
+    """
+
+    env_id: ClassVar[str] = "?"
+    max_K: ClassVar[int] = 6
+    failure_key: ClassVar[str] = "?"  # the info flag that names this task's typical failure
+    action_dim: ClassVar[int] = 2  # planar velocity command (vx, vy) in m/s
+    obs_dim: ClassVar[int] = 0
+    obs_names: ClassVar[tuple[str, ...]] = ()
+    timestep: ClassVar[float] = 0.002  # s, MuJoCo integration step
+    frame_skip: ClassVar[int] = 10  # physics steps per control step -> 50 Hz control
+    default_max_steps: ClassVar[int] = 100
+    v_max: ClassVar[float] = 0.5  # m/s, bound of each action component
+    check_contacts: ClassVar[bool] = False  # record any contact in a substep as a "collision"
+
+    def __init__(self, K: int = 2, max_steps: int | None = None):
+        if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
+            raise ValueError(f"K (number of modes) must be an integer, got {K!r}")
+        if not 1 <= K <= self.max_K:
+            raise ValueError(
+                f"{self.env_id}: K (number of modes) must be in [1, {self.max_K}], got {K}; "
+                f"more modes do not fit the arena with the clearances the expert needs"
+            )
+        max_steps = self.default_max_steps if max_steps is None else max_steps
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        self.K = int(K)
+        self.max_steps = int(max_steps)
+        self.model = _compile(self.xml())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(K={self.K}, max_steps={self.max_steps})"
+
+    @property
+    def control_dt(self) -> float:
+        """Seconds per control step."""
+        return self.timestep * self.frame_skip
+
+    # -- to be provided by each task ----------------------------------------------
+    def xml(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def initial_qpos(self, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - abstract
+        """Joint positions ``[nq]`` at the start of an episode, drawn with ``rng``."""
+        raise NotImplementedError
+
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """State observations ``[B, obs_dim]`` from ``qpos [B, nq]``, ``qvel [B, nv]``."""
+        raise NotImplementedError
+
+    def state_from_obs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        """Inverse of :meth:`observe`: ``(qpos [B, nq], qvel [B, nv])`` (state obs hold the full state)."""
+        raise NotImplementedError
+
+    def new_flags(self, n: int, qpos: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-episode bookkeeping arrays at reset (``success``, ``mode``, the failure flag...)."""
+        return {
+            "success": np.zeros(n, bool),
+            "mode": np.full(n, -1, np.int64),
+            self.failure_key: np.zeros(n, bool),
+        }
+
+    def update(
+        self, flags: dict[str, np.ndarray], qpos: np.ndarray, qvel: np.ndarray, contact: np.ndarray, idx: np.ndarray
+    ) -> np.ndarray:  # pragma: no cover - abstract
+        """Advance the bookkeeping of episodes ``idx`` after a control step; return ``terminated [len(idx)]``."""
+        raise NotImplementedError
+
+
+class BatchSim:
+    """``B`` episodes of one task, stepped together.
+
+    Physics stays exact MuJoCo (one ``MjData`` per episode, ``mj_step`` per substep); what is
+    batched is everything around it: the policy call, observation assembly, success and mode
+    logic (numpy over ``[B, ...]``). Episodes that have ended are frozen (not stepped).
+
+    Args:
+        task: a :class:`Task`.
+        n_envs: B, the number of episodes run in lockstep.
+        obs_type: ``"state"`` or ``"pixels"`` (see :data:`OBS_TYPES`).
+        image_size: side S of pixel observations (pixels).
+    """
+
+    def __init__(self, task: Task, n_envs: int, obs_type: str = "state", image_size: int = 64):
+        if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+            raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type must be one of {OBS_TYPES}, got {obs_type!r}")
+        if not isinstance(image_size, (int, np.integer)) or not 8 <= image_size <= 480:
+            raise ValueError(f"image_size must be an integer in [8, 480], got {image_size!r}")
+        self.task = task
+        self.model = task.model
+        self.n = int(n_envs)
+        self.obs_type = obs_type
+        self.image_size = int(image_size)
+        self.datas = [mujoco.MjData(self.model) for _ in range(self.n)]
+        self.qpos = np.zeros((self.n, self.model.nq))
+        self.qvel = np.zeros((self.n, self.model.nv))
+        self.steps = np.zeros(self.n, np.int64)
+        self.done = np.ones(self.n, bool)
+        self.flags: dict[str, np.ndarray] = {}
+        self._renderer = None
+        lo, hi = self.model.actuator_ctrlrange.T
+        self._lo, self._hi = lo.copy(), hi.copy()
+
+    # -- episode start ------------------------------------------------------------
+    def reset(self, seeds: Sequence[int | np.random.Generator | None]) -> np.ndarray:
+        """Start ``B`` new episodes, episode ``i`` drawn from ``seeds[i]``; returns observations."""
+        if len(seeds) != self.n:
+            raise ValueError(f"need one seed per episode: got {len(seeds)} seeds for {self.n} episodes")
+        for i, (d, s) in enumerate(zip(self.datas, seeds)):
+            mujoco.mj_resetData(self.model, d)
+            d.qpos[:] = self.task.initial_qpos(as_generator(s))
+            mujoco.mj_forward(self.model, d)
+        self._gather(np.arange(self.n))
+        self.steps[:] = 0
+        self.done[:] = False
+        self.flags = self.task.new_flags(self.n, self.qpos)
+        return self.observe()
+
+    # -- one control step ---------------------------------------------------------
+    def check_actions(self, actions: Any) -> np.ndarray:
+        """Validate and clip actions ``[B, action_dim]`` (m/s); raise ``ValueError`` on bad input."""
+        a = np.asarray(actions, dtype=np.float64)
+        shape = (self.n, self.task.action_dim)
+        if a.shape != shape:
+            raise ValueError(
+                f"{self.task.env_id}: actions must have shape {shape} (one planar velocity command "
+                f"(vx, vy) in m/s per episode), got {a.shape}"
+            )
+        bad = ~np.isfinite(a).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{self.task.env_id}: non-finite actions (NaN/inf) for episode(s) {np.flatnonzero(bad).tolist()}; "
+                "check the policy output (e.g. diverged training or a missing normaliser)"
+            )
+        # Out-of-range commands are clipped, as the actuators' ctrlrange would do anyway.
+        return np.clip(a, self._lo, self._hi)
+
+    def step(self, actions: Any, active: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Apply ``actions [B, 2]`` for one control step to the running episodes.
+
+        Returns ``(obs, reward [B], terminated [B], truncated [B])``; per-episode
+        bookkeeping (``success``, ``mode``, failure flag) is in :attr:`flags`.
+        Episodes already done (or outside ``active``) are not stepped.
+        """
+        a = self.check_actions(actions)
+        run = ~self.done if active is None else (~self.done & np.asarray(active, bool))
+        idx = np.flatnonzero(run)
+        contact = np.zeros(self.n, bool)
+        m, check = self.model, self.task.check_contacts
+        for i in idx:
+            d = self.datas[i]
+            d.ctrl[:] = a[i]
+            if check:
+                # Step substep by substep so that a brief touch inside a control step is not missed.
+                hit = False
+                for _ in range(self.task.frame_skip):
+                    mujoco.mj_step(m, d)
+                    hit = hit or d.ncon > 0
+                contact[i] = hit
+            else:
+                mujoco.mj_step(m, d, self.task.frame_skip)
+        self._gather(idx)
+        self.steps[idx] += 1
+        terminated = np.zeros(self.n, bool)
+        was_success = self.flags["success"].copy()
+        terminated[idx] = self.task.update(self.flags, self.qpos, self.qvel, contact, idx)
+        truncated = np.zeros(self.n, bool)
+        truncated[idx] = ~terminated[idx] & (self.steps[idx] >= self.task.max_steps)
+        self.done |= terminated | truncated
+        reward = (self.flags["success"] & ~was_success).astype(np.float64)  # sparse: 1 on the success step
+        return self.observe(), reward, terminated, truncated
+
+    def _gather(self, idx: np.ndarray) -> None:
+        for i in idx:
+            self.qpos[i] = self.datas[i].qpos
+            self.qvel[i] = self.datas[i].qvel
+
+    # -- observations -------------------------------------------------------------
+    def state(self) -> np.ndarray:
+        """Low-dimensional state observations ``[B, obs_dim]`` (float64; what experts read)."""
+        return self.task.observe(self.qpos, self.qvel)
+
+    def observe(self) -> np.ndarray:
+        """Observations of the chosen ``obs_type``: ``[B, obs_dim]`` or ``[B, S, S, 3]`` uint8."""
+        if self.obs_type == "state":
+            return self.state()
+        from .render import make_renderer  # rendering is imported only when images are asked for
+
+        if self._renderer is None:
+            self._renderer = make_renderer(self.model, self.image_size, self.image_size)
+        frames = np.empty((self.n, self.image_size, self.image_size, 3), np.uint8)
+        for i, d in enumerate(self.datas):
+            self._renderer.update_scene(d, camera="top")
+            frames[i] = self._renderer.render()
+        return frames
+
+    def info(self, i: int) -> dict[str, Any]:
+        """The gymnasium ``info`` dict of episode ``i`` (python scalars)."""
+        out = {k: v[i].item() for k, v in self.flags.items() if not k.startswith("_")}
+        out["steps"] = int(self.steps[i])
+        return out
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class MultimodalEnv(gymnasium.Env):
+    """Gymnasium API for one episode at a time (a :class:`BatchSim` with ``B = 1``).
+
+    Build it with :func:`mbc_lib.envs.make` or ``gymnasium.make(env_id, ...)``.
+
+    Args:
+        env_id: one of :data:`mbc_lib.envs.ENV_IDS`.
+        K: number of modes (gaps / bins).
+        obs_type: ``"state"`` (default) or ``"pixels"`` (64×64 top-down image).
+        image_size: side of pixel observations.
+        render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns ``[H, W, 3]`` uint8).
+        render_size: ``(height, width)`` of ``render()`` frames.
+        max_steps: control steps before truncation (task default: 100).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(
+        self,
+        env_id: str,
+        K: int = 2,
+        obs_type: str = "state",
+        image_size: int = 64,
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (240, 320),
+        max_steps: int | None = None,
+    ):
+        from . import make_task  # the id -> task table lives in __init__
+
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.task = make_task(env_id, K=K, max_steps=max_steps)
+        self.sim = BatchSim(self.task, 1, obs_type=obs_type, image_size=image_size)
+        self.render_mode = render_mode
+        self.render_size = tuple(render_size)
+        self._frame_renderer = None
+        v = self.task.v_max
+        self.action_space = gymnasium.spaces.Box(-v, v, shape=(self.task.action_dim,), dtype=np.float64)
+        if obs_type == "state":
+            self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, shape=(self.task.obs_dim,), dtype=np.float64)
+        else:
+            self.observation_space = gymnasium.spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
+        self.metadata = dict(self.metadata, render_fps=round(1.0 / self.task.control_dt))
+
+    @property
+    def K(self) -> int:
+        return self.task.K
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)  # seeds self.np_random exactly like np.random.default_rng(seed)
+        obs = self.sim.reset([self.np_random])
+        return obs[0], self.sim.info(0)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if not self.sim.flags:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.task.action_dim,):
+            raise ValueError(
+                f"{self.task.env_id}: action must have shape ({self.task.action_dim},) "
+                f"(planar velocity (vx, vy) in m/s), got {a.shape}"
+            )
+        if self.sim.done[0]:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
+        obs, reward, terminated, truncated = self.sim.step(a[None])
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), self.sim.info(0)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        from .render import make_renderer
+
+        if self._frame_renderer is None:
+            self._frame_renderer = make_renderer(self.task.model, *self.render_size)
+        self._frame_renderer.update_scene(self.sim.datas[0], camera="top")
+        return self._frame_renderer.render()
+
+    def close(self) -> None:
+        self.sim.close()
+        if self._frame_renderer is not None:
+            self._frame_renderer.close()
+            self._frame_renderer = None

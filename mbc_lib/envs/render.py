@@ -1,0 +1,273 @@
+"""Rendering: which OpenGL backend works (:func:`doctor`), frames, and video files.
+
+MuJoCo renders offscreen through one of three OpenGL backends, chosen by the
+environment variable ``MUJOCO_GL`` *when mujoco is first imported* (later changes
+have no effect in that process):
+
+* ``egl``    — headless, GPU or Mesa software rasteriser (Debian: ``libegl1 libgl1
+  libopengl0 libegl-mesa0 libgl1-mesa-dri``); the default this package sets on Linux;
+* ``osmesa`` — headless, pure-software Mesa (Debian: ``libosmesa6``), the fallback;
+* ``glfw``   — needs a display (desktops, macOS).
+
+:func:`doctor` tries a 16×16 frame in this process; if that fails it probes the
+other backends in fresh subprocesses (so a broken driver cannot crash you) and says
+what to set or install. It never raises. Simulation without images needs no backend.
+
+Frames are ``uint8 [H, W, 3]`` from the model's top-down camera ``"top"``; videos are
+written with imageio (mp4 through imageio-ffmpeg, gif through Pillow).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+__all__ = ["RenderDoctor", "doctor", "make_renderer", "render_trajectory", "save_video", "tile_videos", "show_video"]
+
+_TINY_XML = '<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1"/></worldbody></mujoco>'
+
+_PROBE = f"""
+import os, sys
+os.environ["MUJOCO_GL"] = sys.argv[1]
+import mujoco
+m = mujoco.MjModel.from_xml_string({_TINY_XML!r})
+d = mujoco.MjData(m)
+mujoco.mj_forward(m, d)
+r = mujoco.Renderer(m, 16, 16)
+r.update_scene(d)
+assert r.render().shape == (16, 16, 3)
+r.close()
+print("ok")
+"""
+
+_INSTALL_HINT = (
+    "To render headless on Debian/Ubuntu install EGL: `sudo apt-get install -y libegl1 libgl1 libopengl0 "
+    "libegl-mesa0 libgl1-mesa-dri` (or OSMesa: `libosmesa6`, then MUJOCO_GL=osmesa); on Colab run the same "
+    "apt-get line; on macOS leave MUJOCO_GL unset. Set MUJOCO_GL before anything imports mujoco (restart the "
+    "kernel after changing it). State-only simulation, training and evaluation work without rendering."
+)
+
+
+@dataclass
+class RenderDoctor:
+    """What :func:`doctor` found.
+
+    Attributes:
+        backend: the backend that renders in *this* process (``"egl"``, ``"osmesa"``, ``"glfw"``...), or None.
+        message: one paragraph: what works, or what to set / install.
+        requested: ``MUJOCO_GL`` as mujoco read it at import ("" = platform default).
+        elsewhere: backends that work in a fresh process (probed only when this process cannot render).
+        errors: backend -> the error it raised.
+    """
+
+    backend: str | None
+    message: str
+    requested: str = ""
+    elsewhere: tuple[str, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.backend is not None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_cache: RenderDoctor | None = None
+
+
+def _requested_backend() -> str:
+    try:  # the value mujoco actually read at import time (private, so guarded)
+        from mujoco.rendering.classic import gl_context
+
+        value = getattr(gl_context, "_MUJOCO_GL", None)
+    except Exception:  # pragma: no cover - older/newer mujoco layouts
+        value = None
+    return (value if value is not None else os.environ.get("MUJOCO_GL", "")).lower().strip()
+
+
+def _render_here() -> str | None:
+    """Render one tiny frame in this process; the error text, or None on success."""
+    try:
+        m = mujoco.MjModel.from_xml_string(_TINY_XML)
+        d = mujoco.MjData(m)
+        mujoco.mj_forward(m, d)
+        r = mujoco.Renderer(m, 16, 16)
+        try:
+            r.update_scene(d)
+            img = r.render()
+        finally:
+            r.close()
+        return None if img.shape == (16, 16, 3) else f"unexpected frame shape {img.shape}"
+    except Exception as err:  # any failure means "no backend here"; doctor never raises
+        return f"{type(err).__name__}: {err}".strip()
+
+
+def _probe(backend: str, timeout: float = 60.0) -> str | None:
+    """Try ``backend`` in a fresh Python process; the error text, or None on success."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE, backend], env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"{type(err).__name__}: {err}"
+    if out.returncode == 0 and "ok" in out.stdout:
+        return None
+    lines = (out.stderr or out.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit code {out.returncode}"
+
+
+def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
+    """Check that MuJoCo can render offscreen here; never raises.
+
+    Returns a :class:`RenderDoctor` whose ``backend`` is the working backend (or None) and
+    whose ``message`` says what to do when none works. With ``verbose`` the message is
+    printed. The result is cached; ``refresh=True`` checks again.
+    """
+    global _cache
+    if _cache is None or refresh:
+        requested = _requested_backend()
+        here = requested or ("cgl/glfw" if sys.platform == "darwin" else "glfw")
+        err = _render_here()
+        if err is None:
+            _cache = RenderDoctor(backend=here, message=f"MuJoCo renders offscreen with MUJOCO_GL={here}.", requested=requested)
+        else:
+            errors = {here: err}
+            candidates = ("egl", "osmesa") if sys.platform.startswith("linux") else ()
+            for b in candidates:
+                if b != requested:
+                    errors[b] = _probe(b)
+            elsewhere = tuple(b for b in candidates if b != requested and errors[b] is None)
+            errors = {k: v for k, v in errors.items() if v is not None}
+            msg = f"MuJoCo cannot render in this process (MUJOCO_GL={here or 'unset'}: {err})."
+            if elsewhere:
+                msg += (
+                    f" A fresh process renders with MUJOCO_GL={elsewhere[0]}: set os.environ['MUJOCO_GL'] = "
+                    f"'{elsewhere[0]}' before anything imports mujoco (restart the kernel first)."
+                )
+            else:
+                msg += " No backend works on this machine. " + _INSTALL_HINT
+            _cache = RenderDoctor(backend=None, message=msg, requested=requested, elsewhere=elsewhere, errors=errors)
+    if verbose:
+        print(("render: " if _cache.ok else "render: NOT AVAILABLE — ") + _cache.message)
+    return _cache
+
+
+def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+    """A ``mujoco.Renderer``; a RuntimeError that says what to install when it cannot be made."""
+    try:
+        return mujoco.Renderer(model, height, width)
+    except ValueError:
+        raise  # size larger than the model's offscreen buffer: mujoco's own message is clear
+    except Exception as err:
+        raise RuntimeError(f"MuJoCo cannot create an OpenGL context ({err}). {doctor().message}") from err
+
+
+def render_trajectory(
+    env,
+    qpos: np.ndarray,
+    height: int = 240,
+    width: int = 320,
+    camera: str = "top",
+    **task_kwargs,
+) -> np.ndarray:
+    """Frames ``[T, H, W, 3]`` (uint8) of joint positions ``qpos [T, nq]`` (no re-simulation).
+
+    ``env`` is an env id (then ``K=...`` goes in ``task_kwargs``), a :class:`~mbc_lib.envs.Task`,
+    or an env made by :func:`mbc_lib.envs.make`. Trajectories come from ``collect_demos(...,
+    return_trajectories=True)`` or ``evaluate(..., record=True)``.
+    """
+    from . import make_task
+    from .core import Task
+
+    task = env if isinstance(env, Task) else getattr(env, "task", None) or make_task(env, **task_kwargs)
+    qpos = np.asarray(qpos, dtype=np.float64)
+    if qpos.ndim != 2 or qpos.shape[1] != task.model.nq:
+        raise ValueError(f"qpos must be [T, nq={task.model.nq}], got {qpos.shape}")
+    d = mujoco.MjData(task.model)
+    renderer = make_renderer(task.model, height, width)
+    frames = np.empty((len(qpos), height, width, 3), np.uint8)
+    try:
+        for t, q in enumerate(qpos):
+            d.qpos[:] = q
+            mujoco.mj_kinematics(task.model, d)  # body, geom and site poses ...
+            mujoco.mj_camlight(task.model, d)  # ... and camera/light poses: all a picture needs
+            renderer.update_scene(d, camera=camera)
+            frames[t] = renderer.render()
+    finally:
+        renderer.close()
+    return frames
+
+
+def tile_videos(videos: Sequence[np.ndarray], ncols: int | None = None, pad: int = 2) -> np.ndarray:
+    """Lay videos ``[T_i, H, W, 3]`` out in a grid, ``[T_max, rows·(H+pad), cols·(W+pad), 3]``.
+
+    Shorter videos hold their last frame, so episodes that end early stay visible.
+    """
+    if not videos:
+        raise ValueError("no videos to tile")
+    shapes = {v.shape[1:] for v in videos}
+    if len(shapes) != 1:
+        raise ValueError(f"videos must share one frame size, got {sorted(shapes)}")
+    n = len(videos)
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    T = max(len(v) for v in videos)
+    H, W, C = videos[0].shape[1:]
+    out = np.full((T, nrows * (H + pad), ncols * (W + pad), C), 255, np.uint8)
+    for i, v in enumerate(videos):
+        r, c = divmod(i, ncols)
+        idx = np.minimum(np.arange(T), len(v) - 1)  # hold the last frame
+        out[:, r * (H + pad) : r * (H + pad) + H, c * (W + pad) : c * (W + pad) + W] = v[idx]
+    return out
+
+
+def save_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLike, fps: int = 25) -> Path:
+    """Write frames ``[T, H, W, 3]`` (uint8) to ``path`` (``.mp4`` or ``.gif``); returns the path."""
+    import imageio.v2 as iio
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames must be [T>0, H, W, 3], got shape {frames.shape}")
+    frames = frames.astype(np.uint8, copy=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".mp4":
+        # H.264 with yuv420p needs even sides: pad one white row/column where needed.
+        ph, pw = frames.shape[1] % 2, frames.shape[2] % 2
+        if ph or pw:
+            frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=255)
+        iio.mimwrite(path, frames, fps=fps, codec="libx264", macro_block_size=1, quality=7)
+    elif path.suffix.lower() == ".gif":
+        iio.mimwrite(path, frames, duration=1000.0 / fps, loop=0)  # duration per frame in ms (Pillow)
+    else:
+        raise ValueError(f"unsupported video format {path.suffix!r}; use .mp4 or .gif")
+    return path
+
+
+def show_video(video: np.ndarray | str | os.PathLike, fps: int = 25, width: int | None = None):
+    """An ``IPython.display.HTML`` that plays frames (or an mp4/gif file) inline in a notebook."""
+    import base64
+    import tempfile
+
+    from IPython.display import HTML
+
+    if not isinstance(video, (str, os.PathLike)):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = save_video(video, Path(tmp) / "video.mp4", fps=fps).read_bytes()
+        suffix = ".mp4"
+    else:
+        data, suffix = Path(video).read_bytes(), Path(video).suffix.lower()
+    b64 = base64.b64encode(data).decode()
+    size = f' width="{width}"' if width else ""
+    if suffix == ".gif":
+        return HTML(f'<img src="data:image/gif;base64,{b64}"{size}/>')
+    return HTML(f'<video controls loop autoplay muted{size}><source src="data:video/mp4;base64,{b64}" type="video/mp4"></video>')

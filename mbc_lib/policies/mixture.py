@@ -1,0 +1,99 @@
+"""Mixture-density policy: K diagonal Gaussians over the whole chunk (robomimic's BC-GMM idea).
+
+    p_θ(a | s) = Σ_k π_k(s) · N(a; μ_k(s), diag σ_k²(s)),      π(s) = softmax(w(s)),
+
+    L = − E_{(s, a)} log p_θ(a | s)
+      = − E log Σ_k exp( log π_k(s) + Σ_j log N(a_j; μ_kj(s), σ_kj²(s)) )     (log-sum-exp, j over H·d),
+
+on normalised actions, divided by n = H·d so the loss is in nats per chunk element.
+σ = softplus(·) + ``min_std``: the floor stops a component from shrinking onto a single
+demonstration (the likelihood is unbounded otherwise). Sampling draws a component
+k ~ Categorical(π(s)), then a = μ_k + σ_k ε — one draw of the mixture, mode and all.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from ..nets import ResMLP
+from .base import Policy, PolicyConfig, register
+
+__all__ = ["MixtureConfig", "MixturePolicy"]
+
+
+@dataclass
+class MixtureConfig(PolicyConfig):
+    num_components: int = 5  # K Gaussians per observation (robomimic's BC-GMM uses 5)
+    min_std: float = 0.01  # floor on each σ, in normalised action units
+    std_scale: float = 1.0  # multiplies σ at sampling time (robomimic's "low noise" eval uses ~0)
+
+    def validate(self) -> None:
+        K = self.num_components
+        if not isinstance(K, int) or isinstance(K, bool) or K < 1:
+            raise ValueError(f"num_components (K) must be an integer >= 1, got {K!r}")
+        if not (isinstance(self.min_std, (int, float)) and self.min_std > 0):
+            raise ValueError(f"min_std must be > 0, got {self.min_std!r}")
+        if not (isinstance(self.std_scale, (int, float)) and self.std_scale >= 0):
+            raise ValueError(f"std_scale must be >= 0, got {self.std_scale!r}")
+
+
+@register("mixture")
+class MixturePolicy(Policy):
+    Config = MixtureConfig
+
+    def __init__(self, config: MixtureConfig):
+        super().__init__(config)
+        K, n = config.num_components, config.chunk_numel
+        self.net = ResMLP(config.obs_dim, K * (1 + 2 * n), config.backbone)  # s -> (w, μ, raw σ)
+
+    def _params(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Normalised obs ``[B, obs_dim]`` -> log π ``[B, K]``, μ ``[B, K, n]``, σ ``[B, K, n]``."""
+        K, n = self.config.num_components, self.config.chunk_numel
+        out = self.net(obs)  # [B, K(1 + 2n)]
+        logits, mu, raw_std = out.split([K, K * n, K * n], dim=-1)
+        log_pi = logits.log_softmax(-1)  # [B, K]
+        mu = mu.reshape(-1, K, n)  # [B, K, n]
+        std = F.softplus(raw_std.reshape(-1, K, n)) + self.config.min_std  # [B, K, n]
+        return log_pi, mu, std
+
+    def mixture(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The mixture at ``obs [B, obs_dim]`` in *normalised* action units:
+        weights π ``[B, K]``, means ``[B, K, H, d]``, standard deviations ``[B, K, H, d]``."""
+        log_pi, mu, std = self._params(self.normalizer.normalize_obs(self.check_obs(obs)))
+        shape = (-1, self.config.num_components, self.config.chunk_len, self.config.action_dim)
+        return log_pi.exp(), mu.reshape(shape), std.reshape(shape)
+
+    def log_prob(self, obs: Tensor, chunk: Tensor) -> Tensor:
+        """log p_θ(a|s) of ``chunk [B, H, d]`` under the mixture, in nats, ``[B]`` (normalised actions)."""
+        s, a = self.check_batch({"obs": obs, "chunk": chunk})
+        return self._log_prob(s, a)
+
+    def _log_prob(self, obs: Tensor, chunk: Tensor) -> Tensor:
+        log_pi, mu, std = self._params(obs)  # [B, K], [B, K, n], [B, K, n]
+        a = chunk.flatten(1)[:, None, :]  # [B, 1, n]
+        z = (a - mu) / std  # [B, K, n]
+        log_normal = -0.5 * z.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)  # [B, K, n]
+        return torch.logsumexp(log_pi + log_normal.sum(-1), dim=-1)  # [B]
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
+        nll = -self._log_prob(obs, chunk).mean() / self.config.chunk_numel  # nats per element
+        return {"loss": nll, "nll": nll.detach()}
+
+    @torch.no_grad()
+    def sample(self, obs: Tensor, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws of the mixture per observation, ``[B, n, H, d]`` in task units."""
+        n = self.check_n(n)
+        cfg = self.config
+        log_pi, mu, std = self._params(self.normalizer.normalize_obs(self.check_obs(obs)))
+        B, K, m = mu.shape  # m = H·d
+        k = self.categorical(log_pi[:, None, :].expand(B, n, K), generator)  # component per sample, [B, n]
+        eps = self.randn(B, n, m, generator=generator)  # [B, n, m]
+        idx = k[..., None].expand(B, n, m)  # [B, n, m]
+        a = mu.gather(1, idx) + cfg.std_scale * std.gather(1, idx) * eps  # [B, n, m]
+        a = a.reshape(B, n, cfg.chunk_len, cfg.action_dim)  # [B, n, H, d]
+        return self.normalizer.unnormalize_actions(a)

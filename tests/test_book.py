@@ -1,0 +1,90 @@
+"""The book's sources and, when built, the HTML a reader sees.
+
+The built-book checks run when ``_build/html`` exists; with ``MBC_REQUIRE_BUILT_BOOK=1``
+(set by ``make test``, which builds the book first) a missing build is a failure.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _toc_files() -> list[str]:
+    return re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())
+
+
+def _repo_url() -> str:
+    return re.search(r"^repository:\s*\n\s+url:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.M).group(1)
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no notebooks found in notebooks/"
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
+    toc = _toc_files()
+    for nb in CHAPTERS:
+        assert f"notebooks/{nb.stem}" in toc, f"{nb.name} is not in _toc.yml"
+    for entry in toc:
+        assert list(ROOT.glob(entry + ".*")), f"_toc.yml names {entry}, which does not exist"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapters_are_stored_without_outputs_and_start_with_the_setup_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "clear the outputs"
+    assert "".join(code[0]["source"]).startswith("# mbc-setup"), "the first code cell must be the setup cell"
+    assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# ")
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "Learning goals" in text and "## Summary" in text
+    widget_cells = [c for c in code if "explore(" in "".join(c["source"])]
+    assert widget_cells, "every chapter has an explorer"
+    assert all("nbval-ignore-output" in c["metadata"].get("tags", []) for c in widget_cells)
+
+
+def test_setup_cells_use_the_repository_url_from_config():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "setup_cell.py"), "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    url = _repo_url()
+    for nb in CHAPTERS:
+        assert url in nb.read_text()
+
+
+def _built() -> bool:
+    if (HTML / "index.html").exists():
+        return True
+    if os.environ.get("MBC_REQUIRE_BUILT_BOOK") == "1":
+        pytest.fail("the book was not built (_build/html/index.html is missing): run `make book-fast` first")
+    pytest.skip("book not built; `make test` builds it")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_built_chapter_has_figures_explorer_and_colab_button(path):
+    _built()
+    page = HTML / "notebooks" / f"{path.stem}.html"
+    assert page.exists(), f"{page} was not built"
+    html = page.read_text()
+    assert html.count('src="data:image/png') + len(re.findall(r'<img[^>]+src="[^"]+\.png"', html)) >= 3
+    assert 'class="mbc-explorer"' in html, "the explorer must be the static, offline one in the built book"
+    assert "Traceback" not in html, "a cell raised during the build"
+    colab = f"https://colab.research.google.com/github/{_repo_url().split('github.com/')[1]}/blob/main/notebooks/{path.name}"
+    assert colab in html, f"no Colab launch link {colab}"
+
+
+def test_built_pages_have_no_broken_internal_links():
+    _built()
+    broken = []
+    for page in HTML.rglob("*.html"):
+        for href in re.findall(r'href="([^"#?:]+\.html)(?:#[^"]*)?"', page.read_text()):
+            if not (page.parent / href).resolve().exists():
+                broken.append(f"{page.relative_to(HTML)} -> {href}")
+    assert not broken, broken
