@@ -32,7 +32,7 @@ class Trajectory:
 
     Attributes:
         obs: ``[T, obs_dim]`` float32, what a policy sees at each step (see :func:`policy_obs`).
-        actions: ``[T, 2]`` float32, the velocity command executed at each step (m/s).
+        actions: ``[T, 2]`` float64, the velocity command executed at each step (m/s).
         qpos: ``[T+1, nq]`` joint positions from start to end (for rendering).
         mode: the mode the expert chose; mode_used: the mode the task observed (−1: none).
         success: whether the episode succeeded; seed: its episode seed.
@@ -165,7 +165,7 @@ def _run_batch(task, expert, seeds: list[int], probs: np.ndarray, obs_type: str,
         actions[run] = expert.act(sim.state()[run], modes[run], [rngs[i] for i in run])
         for i in run:
             obs_log[i].append(pobs[i])
-            act_log[i].append(actions[i].astype(np.float32))
+            act_log[i].append(actions[i].copy())
         obs, *_ = sim.step(actions, active=~sim.done)
         pobs = policy_obs(obs, obs_type).numpy()
         for i in run:

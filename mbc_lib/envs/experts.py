@@ -195,7 +195,7 @@ class PushExpert(Expert):
         speed: float | None = None,
         push_speed: float = 0.35,
         standoff: float = 0.025,
-        push_angle: float = 50.0,
+        push_angle: float = 30.0,
     ):
         super().__init__(task, action_noise, speed)
         self.push_angle = push_angle  # degrees: push once this close to behind the puck

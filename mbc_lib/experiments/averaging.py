@@ -20,7 +20,7 @@ from ..plotting import plot_chunks, plot_mode_mass
 from ..profiles import budget
 from ..train import History, progress_enabled, train
 
-__all__ = ["AveragingResult", "fit_regression", "sweep", "plot_result", "summary"]
+__all__ = ["AveragingResult", "fit_regression", "sweep", "plot_result", "plot_sweep", "summary"]
 
 
 @dataclass
@@ -120,3 +120,25 @@ def summary(results: dict[tuple[int, float], AveragingResult]) -> list[dict[str,
          "off_support_policy": r.off_support_policy, "modes_reached": r.modes_reached()}
         for r in results.values()
     ]
+
+
+def plot_sweep(results: dict[tuple[int, float], AveragingResult]) -> plt.Figure:
+    """Off-support fraction and modes reached against Δ_c, one line per K."""
+    rows = summary(results)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+    Ks = sorted({r["K"] for r in rows})
+    styles = ["o-", "s--", "^:", "D-."]
+    for i, K in enumerate(Ks):
+        sel = sorted((r for r in rows if r["K"] == K), key=lambda r: r["delta"])
+        x = [r["delta"] for r in sel]
+        kw = dict(ms=9 - 2 * i, label=f"K={K}")
+        ax1.plot(x, [r["off_support_policy"] for r in sel], styles[i % 4], **kw)
+        ax2.plot(x, [r["modes_reached"] for r in sel], styles[i % 4], **kw)
+        ax2.axhline(K, color=ax2.lines[-1].get_color(), lw=0.8, alpha=0.5)
+    ax1.set(xlabel="centre distance Δc", ylabel="off-support fraction", ylim=(-0.05, 1.05),
+            title="regression chunks in no mode")
+    ax2.set(xlabel="centre distance Δc", ylabel="modes reached (≥ 10% of chunks)", ylim=(-0.2, max(Ks) + 0.5),
+            title="modes produced (thin lines: modes demonstrated)")
+    ax1.legend()
+    fig.tight_layout()
+    return fig
