@@ -33,7 +33,8 @@ class EvalResult:
         success: episode succeeded. modes: mode the episode used (gap passed / bin reached), −1 none.
         failures: the task's failure flag at the end (``failure_key``: ``collision`` for the
             gap task, ``between_bins`` for the push task). lengths: control steps run.
-        seeds: episode seeds. qpos: with ``record=True``, joint positions ``[T+1, nq]`` per episode.
+        seeds: episode seeds. With ``record=True``, per episode: ``qpos`` joint positions
+            ``[T+1, nq]`` (for :func:`~mbc_lib.envs.render_trajectory`) and ``actions`` ``[T, 2]`` executed.
     """
 
     env_id: str
@@ -45,6 +46,7 @@ class EvalResult:
     lengths: np.ndarray
     seeds: np.ndarray
     qpos: list[np.ndarray] | None = field(default=None, repr=False)
+    actions: list[np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def n_episodes(self) -> int:
@@ -161,6 +163,7 @@ def evaluate(
     seeds = episode_seeds(seed, n_episodes)
     success, modes, failures, lengths = (np.zeros(n_episodes, t) for t in (bool, np.int64, bool, np.int64))
     qpos_all: list[np.ndarray] = []
+    act_all: list[np.ndarray] = []
 
     was_training = getattr(policy, "training", False)
     if hasattr(policy, "eval"):
@@ -168,7 +171,7 @@ def evaluate(
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
     bar = tqdm(total=n_episodes, desc=f"eval {env_id}", disable=not progress_enabled(progress), leave=False)
     try:
-        with torch.random.fork_rng(devices=fork_devices), torch.inference_mode():
+        with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
             torch.manual_seed(seed)
             for start in range(0, n_episodes, batch_size):
                 sl = slice(start, min(start + batch_size, n_episodes))
@@ -176,6 +179,7 @@ def evaluate(
                 obs = sim.reset([int(s) for s in seeds[sl]])
                 executor.reset()
                 qlog = [[sim.qpos[i].copy()] for i in range(sim.n)] if record else None
+                alog: list[list[np.ndarray]] = [[] for _ in range(sim.n)]
                 while not sim.done.all():
                     running = ~sim.done
                     actions = executor.act(policy_obs(obs, obs_type).to(dev), policy)
@@ -186,8 +190,10 @@ def evaluate(
                     actions[~running] = 0.0  # frozen episodes: their actions are never used
                     obs, *_ = sim.step(actions, active=running)
                     if record:
+                        executed = sim.check_actions(actions)  # clipped to the actuator range, as applied
                         for i in np.flatnonzero(running):
                             qlog[i].append(sim.qpos[i].copy())
+                            alog[i].append(executed[i])
                     bar.update(int(running.sum() - (~sim.done).sum()))
                 success[sl] = sim.flags["success"]
                 modes[sl] = sim.flags["mode"]
@@ -195,6 +201,7 @@ def evaluate(
                 lengths[sl] = sim.steps
                 if record:
                     qpos_all += [np.stack(q) for q in qlog]
+                    act_all += [np.stack(a) if a else np.zeros((0, task.action_dim)) for a in alog]
                 sim.close()
     finally:
         bar.close()
@@ -210,4 +217,5 @@ def evaluate(
         lengths=lengths,
         seeds=seeds,
         qpos=qpos_all if record else None,
+        actions=act_all if record else None,
     )

@@ -96,6 +96,7 @@ class PathTask(Task):
         return f"""
 <mujoco model="path_gaps_K{self.K}">
   <option timestep="{self.timestep}" integrator="implicitfast"/>
+  <size memory="256K"/>  <!-- arena per MjData: ~3 KB used; the 13 MB default makes B envs slow to allocate -->
   <visual>
     <global offwidth="640" offheight="480"/><quality shadowsize="0"/>
     <headlight ambient=".35 .35 .35" diffuse=".35 .35 .35" specular="0 0 0"/>

@@ -105,14 +105,15 @@ class Task:
         if radius is not None and not radius > 0:
             raise ValueError(f"{self.name}: radius must be > 0, got {radius}")
 
-    def _resolve_radius(self, radius: float | None, min_center_distance: float) -> float:
-        """The mode radius, checked so that mode regions do not overlap."""
+    def _resolve_radius(self, radius: float | None, min_center_distance: float, allow_overlap: bool = False) -> float:
+        """The mode radius, checked so that mode regions do not overlap (unless allowed)."""
         rho = radius if radius is not None else default_radius(self.sigma, self.chunk_len * self.action_dim)
         rho = max(rho, 1e-6)
-        if 2 * rho >= min_center_distance:
+        if 2 * rho >= min_center_distance and not allow_overlap:
             raise ValueError(
                 f"{self.name}: the modes overlap — mode radius {rho:.3g} is at least half the smallest centre "
-                f"distance {min_center_distance:.3g}; increase the separation or decrease sigma"
+                f"distance {min_center_distance:.3g}; increase the separation or decrease sigma "
+                "(or pass allow_overlap=True to study overlapping modes; assignment is then to the nearest centre)"
             )
         return rho
 
@@ -124,6 +125,14 @@ class Task:
         centers = ms.centers[torch.arange(obs.shape[0]), k]  # [B, H, d]
         noise = torch.randn(centers.shape, generator=generator)
         return centers + self.sigma * noise, k
+
+    def sample_chunks(self, obs: Tensor, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` demonstrator chunks per observation, ``[B, n, H, d]`` — the *perfect* multimodal
+        policy, with the same signature as ``Policy.sample``."""
+        obs = self.check_obs(obs)
+        B = obs.shape[0]
+        chunks, _ = self.sample(obs.repeat_interleave(n, 0), generator)
+        return chunks.reshape(B, n, self.chunk_len, self.action_dim)
 
     def dataset(self, n: int, seed: int = 0, device: torch.device | str | None = None) -> ChunkDataset:
         """``n`` demonstrations ``(obs, chunk, mode)`` as a :class:`ChunkDataset`."""

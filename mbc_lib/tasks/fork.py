@@ -32,6 +32,9 @@ class Fork(Task):
         action_dim: 1 (lateral only) or 2 (forward, lateral).
         weights: branch probabilities π_k (default uniform); normalised to sum to 1.
         radius: mode radius ρ (default from σ, see :mod:`mbc_lib.tasks.base`).
+        rate: if given, neighbouring branches drift apart by ``rate`` per step instead, so
+            Δ_c = rate·sqrt(Σ_t t²) grows with H (``delta`` is then ignored) — chapter 2.
+        allow_overlap: accept mode balls that overlap (short chunks, large σ).
     """
 
     name = "fork"
@@ -46,8 +49,14 @@ class Fork(Task):
         action_dim: int = 1,
         weights: Sequence[float] | None = None,
         radius: float | None = None,
+        rate: float | None = None,
+        allow_overlap: bool = False,
     ):
         self._validate_common(sigma, chunk_len, radius)
+        if rate is not None:
+            if not rate > 0:
+                raise ValueError(f"fork: rate (branch drift per step) must be > 0, got {rate}")
+            delta = rate * float(torch.arange(1, chunk_len + 1, dtype=torch.float64).pow(2).sum().sqrt())
         if action_dim not in (1, 2):
             raise ValueError(f"fork: action_dim must be 1 or 2, got {action_dim!r}")
         if not delta > 0:
@@ -57,9 +66,9 @@ class Fork(Task):
         self.chunk_len, self.action_dim = chunk_len, action_dim
         ramp = torch.arange(1, chunk_len + 1, dtype=torch.float32) / chunk_len  # r_t, [H]
         self.ramp = ramp
-        self.rate = self.delta / float(ramp.norm())  # u
+        self.rate = self.delta / float(ramp.norm())  # u: neighbours are u·t/H apart at step t
         self.offsets = torch.arange(K, dtype=torch.float32) - (K - 1) / 2  # c_k, [K]
-        self.radius = self._resolve_radius(radius, self.delta if K > 1 else float("inf"))
+        self.radius = self._resolve_radius(radius, self.delta if K > 1 else float("inf"), allow_overlap)
 
     def sample_obs(self, n: int, generator: torch.Generator) -> Tensor:
         return 2 * torch.rand(n, 1, generator=generator) - 1  # s ~ U[-1, 1]

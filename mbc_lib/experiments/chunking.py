@@ -1,0 +1,185 @@
+"""Chapter 2: what chunking and chunk execution do to the modes.
+
+Two experiments, both on the fork task with its *perfect* multimodal policy (the
+demonstrator itself, ``task.sample_chunks``), so that everything we see comes from
+chunking and execution rather than from a learning failure:
+
+1. **Separation grows with the chunk length.** Branches drifting apart by ``rate`` per step
+   are ``Δ_c(H) = rate·sqrt(Σ_{t≤H} t²)`` apart as chunks, while within-mode noise grows only
+   like ``σ·sqrt(H)``. The nearest-centre rule confuses modes with probability
+   ``Φ(−Δ_c(H)/2σ)`` (two Gaussians, equal weights) — measured against predicted.
+2. **Closed-loop execution.** In the *fork world* the state is the lateral position ``x``, and
+   executing an action moves there (``x_{t+1} = a_t``). At every query the demonstrator picks a
+   branch afresh. We execute its chunks with an action queue (re-plan every ``n_action_steps``)
+   or with ACT's temporal ensembling, and measure each executed step's lateral velocity:
+   on a branch (``|v| ≈ rate/2``), between branches (``|v| ≈ 0``, the averaged path), and how
+   often the direction switches.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy.stats import norm
+from torch import Tensor
+
+from .. import tasks
+from ..control import ChunkExecutor
+
+__all__ = [
+    "separation_vs_horizon", "plot_separation", "ExecutorSpec", "EXECUTORS", "closed_loop", "RolloutStats",
+    "executor_sweep", "plot_rollouts", "plot_executor_summary",
+]
+
+
+def separation_vs_horizon(
+    Hs: Sequence[int] = (1, 2, 3, 4, 6, 8, 12, 16),
+    rate: float = 0.05,
+    sigma: float = 0.05,
+    n: int = 4000,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """For each chunk length H: Δ_c, mode radius ρ, measured mode confusion of the nearest-centre
+    rule on ``n`` demonstrations, and the prediction Φ(−Δ_c/2σ)."""
+    rows = []
+    for H in Hs:
+        task = tasks.make("fork", K=2, rate=rate, sigma=sigma, chunk_len=H, allow_overlap=True)
+        data = task.dataset(n, seed=seed)
+        centers = task.modes(data.obs).centers.flatten(2)  # [n, K, H*d]
+        nearest = torch.cdist(data.chunks.flatten(1)[:, None], centers)[:, 0].argmin(-1)  # [n]
+        rows.append({
+            "H": H, "delta_c": task.delta, "radius": task.radius,
+            "confusion": float((nearest != data.modes).float().mean()),
+            "confusion_predicted": float(norm.cdf(-task.delta / (2 * sigma))),
+        })
+    return rows
+
+
+def plot_separation(rows: list[dict[str, float]]) -> plt.Figure:
+    """Left: Δ_c(H) against the mode diameter 2ρ(H). Right: measured vs predicted confusion."""
+    H = np.array([r["H"] for r in rows])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+    ax1.plot(H, [r["delta_c"] for r in rows], "o-", label="centre distance Δc(H)")
+    ax1.plot(H, [2 * r["radius"] for r in rows], "s--", label="mode diameter 2ρ(H)")
+    ax1.set(xlabel="chunk length H", ylabel="task units", title="longer chunks separate the branches")
+    ax1.legend()
+    ax2.semilogy(H, [max(r["confusion"], 1e-4) for r in rows], "o", label="measured (nearest centre)")
+    Hf = np.linspace(H.min(), H.max(), 200)
+    rate_sigma = rows[0]["delta_c"] / np.sqrt((np.arange(1, H[0] + 1) ** 2).sum())  # rate, recovered
+    sigma = rows[0]["delta_c"] / (-2 * norm.ppf(rows[0]["confusion_predicted"]))
+    delta_f = rate_sigma * np.sqrt(Hf * (Hf + 1) * (2 * Hf + 1) / 6)
+    ax2.semilogy(Hf, np.maximum(norm.cdf(-delta_f / (2 * sigma)), 1e-4), "k-", lw=1, label="Φ(−Δc/2σ)")
+    ax2.set(xlabel="chunk length H", ylabel="mode confusion", ylim=(5e-5, 1), title="which mode is this chunk?")
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """How chunks are executed: ``n_action_steps`` ("H" = whole chunk) or ensembling ``m``."""
+
+    label: str
+    n_action_steps: int | str | None = None
+    temporal_ensemble: float | None = None
+
+    def build(self, H: int) -> ChunkExecutor:
+        steps = H if self.n_action_steps == "H" else (max(1, H // 2) if self.n_action_steps == "H/2" else self.n_action_steps)
+        return ChunkExecutor(H, n_action_steps=steps if self.temporal_ensemble is None else None,
+                             temporal_ensemble=self.temporal_ensemble)
+
+
+#: the executors chapter 2 compares, by label
+EXECUTORS: dict[str, ExecutorSpec] = {
+    s.label: s
+    for s in (
+        ExecutorSpec("re-plan every step", n_action_steps=1),
+        ExecutorSpec("half chunk", n_action_steps="H/2"),
+        ExecutorSpec("whole chunk", n_action_steps="H"),
+        ExecutorSpec("ensemble m=0", temporal_ensemble=0.0),
+        ExecutorSpec("ensemble m=0.5", temporal_ensemble=0.5),
+        ExecutorSpec("ensemble m=5", temporal_ensemble=5.0),
+    )
+}
+
+
+@dataclass
+class RolloutStats:
+    """Closed-loop fork-world rollouts: positions ``[n, T+1]`` and per-step classification."""
+
+    label: str
+    H: int
+    positions: Tensor
+    on_branch: float  # fraction of steps moving at branch speed (|v| within rate/4 of rate/2)
+    between: float  # fraction of steps moving at < rate/4: the averaged, between-branch path
+    switches: float  # fraction of steps whose direction flips relative to the previous step
+
+
+def closed_loop(
+    spec: ExecutorSpec | str, H: int = 8, steps: int = 48, n: int = 64, rate: float = 0.2, sigma: float = 0.005,
+    seed: int = 0,
+) -> RolloutStats:
+    """Run ``n`` fork-world episodes of ``steps`` steps, executing the demonstrator's chunks with ``spec``."""
+    if isinstance(spec, str):
+        if spec not in EXECUTORS:
+            raise ValueError(f"unknown executor {spec!r}; choose one of: {', '.join(EXECUTORS)}")
+        spec = EXECUTORS[spec]
+    task = tasks.make("fork", K=2, rate=rate, sigma=sigma, chunk_len=H, allow_overlap=True)
+    g = torch.Generator().manual_seed(seed)
+    executor = spec.build(H)
+    x = torch.zeros(n, 1)  # lateral position = observation
+    path = [x[:, 0]]
+    for _ in range(steps):
+        x = executor.act(x, lambda obs: task.sample_chunks(obs, 1, g)[:, 0])  # [n, 1]
+        path.append(x[:, 0])
+    pos = torch.stack(path, 1)  # [n, T+1]
+    v = pos.diff(dim=1) / (rate / 2)  # velocity in units of branch speed
+    speed = v.abs()
+    moving = speed > 0.5
+    flips = (torch.sign(v[:, 1:]) != torch.sign(v[:, :-1])) & moving[:, 1:] & moving[:, :-1]
+    return RolloutStats(spec.label, H, pos, float(((speed - 1).abs() < 0.5).float().mean()),
+                        float((speed < 0.5).float().mean()), float(flips.float().mean()))
+
+
+def executor_sweep(
+    Hs: Sequence[int] = (4, 8, 16), labels: Sequence[str] | None = None, seed: int = 0, **kwargs
+) -> dict[tuple[int, str], RolloutStats]:
+    """:func:`closed_loop` for every (H, executor) pair."""
+    labels = list(EXECUTORS) if labels is None else list(labels)
+    return {(H, lab): closed_loop(lab, H=H, seed=seed, **kwargs) for H in Hs for lab in labels}
+
+
+def plot_rollouts(stats: RolloutStats, n_show: int = 24) -> plt.Figure:
+    """Executed lateral paths, and the per-step classification as bars."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3), gridspec_kw={"width_ratios": [1.6, 1]})
+    T = stats.positions.shape[1]
+    ax1.plot(np.arange(T), stats.positions[:n_show].T.numpy(), lw=1, alpha=0.7)
+    for q in range(0, T, stats.H):
+        ax1.axvline(q, color="0.85", lw=0.8, zorder=0)
+    ax1.set(xlabel="time step", ylabel="lateral position x", title=f"{stats.label}, H={stats.H} (grey: chunk starts)")
+    vals = [stats.on_branch, stats.between, stats.switches]
+    ax2.bar(["on a branch", "between\nbranches", "direction\nflips"], vals, color=["#2ca02c", "#d62728", "#ff7f0e"])
+    for i, v in enumerate(vals):
+        ax2.text(i, v + 0.02, f"{v:.0%}", ha="center")
+    ax2.set(ylim=(0, 1.1), ylabel="fraction of executed steps")
+    fig.tight_layout()
+    return fig
+
+
+def plot_executor_summary(results: dict[tuple[int, str], RolloutStats], H: int) -> plt.Figure:
+    """For one chunk length: steps between branches and direction flips, per executor."""
+    labels = [lab for (h, lab) in results if h == H]
+    between = [results[(H, lab)].between for lab in labels]
+    flips = [results[(H, lab)].switches for lab in labels]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.bar(x - 0.2, between, 0.4, label="steps between branches (averaged path)", color="#d62728")
+    ax.bar(x + 0.2, flips, 0.4, label="direction flips (mode switching)", color="#ff7f0e")
+    ax.set_xticks(x, labels)
+    ax.set(ylabel="fraction of executed steps", ylim=(0, 1), title=f"executing the demonstrator's chunks, H={H}")
+    ax.legend()
+    fig.tight_layout()
+    return fig
