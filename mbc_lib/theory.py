@@ -59,6 +59,7 @@ __all__ = [
     "bridge_mass_bound",
     "balanced_bridge_mass_bound",
     "max_modes_with_mass",
+    "implied_min_lipschitz",
 ]
 
 Loss = Literal["l2", "l1"]
@@ -210,7 +211,8 @@ def _directions(coords: np.ndarray, pi: np.ndarray) -> list[np.ndarray]:
     cov = coords.T @ (pi[:, None] * coords)
     _, vecs = np.linalg.eigh(cov)
     dirs = [vecs[:, -1], *vecs.T[:-1][::-1][:3]]
-    dirs += [c / np.linalg.norm(c) for c in coords if np.linalg.norm(c) > 0]
+    norms = np.linalg.norm(coords, axis=1)
+    dirs += [coords[k] / norms[k] for k in np.argsort(-norms)[:16] if norms[k] > 0]  # the 16 farthest offsets
     return [s * d for d in dirs for s in (1.0, -1.0)]
 
 
@@ -624,8 +626,8 @@ def blahut_arimoto(
     n_codes: int = 24,
     n_grid: int = 601,
     n_init: int = 3,
-    max_iter: int = 20000,
-    tol: float = 1e-13,
+    max_iter: int = 5000,
+    tol: float = 1e-10,
     seed: int = 0,
 ) -> RateDistortionPoint:
     """Reference solver: the rate–distortion optimum of the 1-D toy (THEORY §1c, "Numerical check").
@@ -823,3 +825,20 @@ def max_modes_with_mass(L: float, delta: float, m: float) -> int:
     """
     L, delta, m = _positive("L", L), _positive("delta", delta), _mass(m, 1.0)
     return math.floor(1.0 / float(norm.cdf(norm.ppf(m) + delta / (2 * L))) + 1e-9)
+
+
+def implied_min_lipschitz(bridge: float, m: float, delta: float) -> float:
+    """The smallest Lipschitz constant consistent with a measured bridge mass (THEORY §2b (ii) inverted):
+
+        b ≥ Φ(Φ⁻¹(m) + Δ/L) − m   ⇔   L ≥ Δ / (Φ⁻¹(b + m) − Φ⁻¹(m))
+
+    for two modes of mass ≥ m at distance ≥ Δ, with b = 1 − p_1 − p_2. A lower bound on the
+    whole sampler's L that needs no derivatives — compare with the Jacobian and segment
+    estimates (which also lower-bound L). b = 0 gives +inf (only a discontinuous map puts
+    no mass between two modes). Units: Δ's units per base unit.
+    """
+    delta, m, bridge = _positive("delta", delta), _mass(m), float(bridge)
+    if not 0 <= bridge <= 1 - m:
+        raise ValueError(f"bridge must lie in [0, 1 - m] = [0, {1 - m:.4g}], got {bridge}")
+    gap = float(norm.ppf(min(bridge + m, 1.0)) - norm.ppf(m))
+    return math.inf if gap <= 0 else delta / gap

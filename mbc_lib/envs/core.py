@@ -113,6 +113,14 @@ class Task:
         """Inverse of :meth:`observe`: ``(qpos [B, nq], qvel [B, nv])`` (state obs hold the full state)."""
         raise NotImplementedError
 
+    def contact_possible(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """``[B]`` bool: could a contact that counts as a collision happen within the next control step?
+
+        Only consulted when ``check_contacts``; episodes where it is False are stepped in one
+        C call instead of substep by substep (the default, True everywhere, is always correct).
+        """
+        return np.ones(len(qpos), bool)
+
     def new_flags(self, n: int, qpos: np.ndarray) -> dict[str, np.ndarray]:
         """Per-episode bookkeeping arrays at reset (``success``, ``mode``, the failure flag...)."""
         return {
@@ -137,7 +145,7 @@ class BatchSim:
 
     Args:
         task: a :class:`Task`.
-        n_envs: B, the number of episodes run in lockstep.
+        n_envs: B, the number of episodes run in lockstep (each :meth:`reset` may change it).
         obs_type: ``"state"`` or ``"pixels"`` (see :data:`OBS_TYPES`).
         image_size: side S of pixel observations (pixels).
     """
@@ -151,25 +159,35 @@ class BatchSim:
             raise ValueError(f"image_size must be an integer in [8, 480], got {image_size!r}")
         self.task = task
         self.model = task.model
-        self.n = int(n_envs)
         self.obs_type = obs_type
         self.image_size = int(image_size)
-        self.datas = [mujoco.MjData(self.model) for _ in range(self.n)]
-        self.qpos = np.zeros((self.n, self.model.nq))
-        self.qvel = np.zeros((self.n, self.model.nv))
-        self.steps = np.zeros(self.n, np.int64)
-        self.done = np.ones(self.n, bool)
+        self.datas: list[mujoco.MjData] = []  # grows on demand; an MjData costs ~0.5 ms to allocate
+        self._resize(int(n_envs))
+        self.done[:] = True  # nothing runs before reset()
         self.flags: dict[str, np.ndarray] = {}
         self._renderer = None
         lo, hi = self.model.actuator_ctrlrange.T
         self._lo, self._hi = lo.copy(), hi.copy()
 
+    def _resize(self, n: int) -> None:
+        while len(self.datas) < n:
+            self.datas.append(mujoco.MjData(self.model))
+        self.n = n
+        self.qpos = np.zeros((n, self.model.nq))
+        self.qvel = np.zeros((n, self.model.nv))
+        self.steps = np.zeros(n, np.int64)
+        self.done = np.zeros(n, bool)
+
     # -- episode start ------------------------------------------------------------
     def reset(self, seeds: Sequence[int | np.random.Generator | None]) -> np.ndarray:
-        """Start ``B`` new episodes, episode ``i`` drawn from ``seeds[i]``; returns observations."""
-        if len(seeds) != self.n:
-            raise ValueError(f"need one seed per episode: got {len(seeds)} seeds for {self.n} episodes")
-        for i, (d, s) in enumerate(zip(self.datas, seeds)):
+        """Start ``B = len(seeds)`` new episodes, episode ``i`` drawn from ``seeds[i]``; returns observations.
+
+        ``B`` may differ from the previous batch (simulators are reused and added as needed).
+        """
+        if len(seeds) < 1:
+            raise ValueError("need at least one seed (one per episode)")
+        self._resize(len(seeds))
+        for d, s in zip(self.datas, seeds):
             mujoco.mj_resetData(self.model, d)
             d.qpos[:] = self.task.initial_qpos(as_generator(s))
             mujoco.mj_forward(self.model, d)
@@ -209,19 +227,20 @@ class BatchSim:
         run = ~self.done if active is None else (~self.done & np.asarray(active, bool))
         idx = np.flatnonzero(run)
         contact = np.zeros(self.n, bool)
-        m, check = self.model, self.task.check_contacts
+        m, fs, mj_step = self.model, self.task.frame_skip, mujoco.mj_step
+        near = self.task.check_contacts & self.task.contact_possible(self.qpos, self.qvel)  # [B]
         for i in idx:
             d = self.datas[i]
             d.ctrl[:] = a[i]
-            if check:
+            if near[i]:
                 # Step substep by substep so that a brief touch inside a control step is not missed.
                 hit = False
-                for _ in range(self.task.frame_skip):
-                    mujoco.mj_step(m, d)
+                for _ in range(fs):
+                    mj_step(m, d)
                     hit = hit or d.ncon > 0
                 contact[i] = hit
             else:
-                mujoco.mj_step(m, d, self.task.frame_skip)
+                mj_step(m, d, fs)
         self._gather(idx)
         self.steps[idx] += 1
         terminated = np.zeros(self.n, bool)
@@ -252,7 +271,7 @@ class BatchSim:
         if self._renderer is None:
             self._renderer = make_renderer(self.model, self.image_size, self.image_size)
         frames = np.empty((self.n, self.image_size, self.image_size, 3), np.uint8)
-        for i, d in enumerate(self.datas):
+        for i, d in enumerate(self.datas[: self.n]):
             self._renderer.update_scene(d, camera="top")
             frames[i] = self._renderer.render()
         return frames

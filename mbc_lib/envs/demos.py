@@ -124,11 +124,13 @@ def collect_demos(
     trajectories: list[Trajectory] = []
     from tqdm.auto import tqdm
 
+    sim = BatchSim(task, min(batch_size, n_episodes), obs_type=obs_type, image_size=image_size)
     with tqdm(total=n_episodes, desc=f"demos {env_id}", disable=not progress_enabled(progress), leave=False) as bar:
         for start in range(0, n_episodes, batch_size):
             batch_seeds = [int(s) for s in seeds[start : start + batch_size]]
-            trajectories += _run_batch(task, expert, batch_seeds, probs, obs_type, image_size)
+            trajectories += _run_batch(sim, expert, batch_seeds, probs)
             bar.update(len(batch_seeds))
+    sim.close()
 
     kept = [t for t in trajectories if t.success] if successful_only else trajectories
     if not kept:
@@ -147,10 +149,9 @@ def collect_demos(
     return (dataset, trajectories) if return_trajectories else dataset
 
 
-def _run_batch(task, expert, seeds: list[int], probs: np.ndarray, obs_type: str, image_size: int) -> list[Trajectory]:
-    """Run one batch of expert episodes to the end; one :class:`Trajectory` per seed."""
-    B = len(seeds)
-    sim = BatchSim(task, B, obs_type=obs_type, image_size=image_size)
+def _run_batch(sim: BatchSim, expert, seeds: list[int], probs: np.ndarray) -> list[Trajectory]:
+    """Run one batch of expert episodes to the end on ``sim``; one :class:`Trajectory` per seed."""
+    B, task, obs_type = len(seeds), sim.task, sim.obs_type
     rngs = [np.random.default_rng([s, 1]) for s in seeds]  # the expert's own stream per episode
     modes = np.array([r.choice(task.K, p=probs) for r in rngs])
     obs = sim.reset(seeds)
@@ -170,7 +171,6 @@ def _run_batch(task, expert, seeds: list[int], probs: np.ndarray, obs_type: str,
         pobs = policy_obs(obs, obs_type).numpy()
         for i in run:
             qpos_log[i].append(sim.qpos[i].copy())
-    sim.close()
     return [
         Trajectory(
             obs=np.stack(obs_log[i]),

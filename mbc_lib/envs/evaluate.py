@@ -173,9 +173,9 @@ def evaluate(
     try:
         with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
             torch.manual_seed(seed)
+            sim = BatchSim(task, min(batch_size, n_episodes), obs_type=obs_type, image_size=image_size)
             for start in range(0, n_episodes, batch_size):
                 sl = slice(start, min(start + batch_size, n_episodes))
-                sim = BatchSim(task, sl.stop - sl.start, obs_type=obs_type, image_size=image_size)
                 obs = sim.reset([int(s) for s in seeds[sl]])
                 executor.reset()
                 qlog = [[sim.qpos[i].copy()] for i in range(sim.n)] if record else None
@@ -202,7 +202,7 @@ def evaluate(
                 if record:
                     qpos_all += [np.stack(q) for q in qlog]
                     act_all += [np.stack(a) if a else np.zeros((0, task.action_dim)) for a in alog]
-                sim.close()
+            sim.close()
     finally:
         bar.close()
         if was_training and hasattr(policy, "train"):

@@ -22,6 +22,8 @@ passed, −1 before), ``collision`` (any wall contact so far).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .core import Task
@@ -58,7 +60,7 @@ class PathTask(Task):
     target_radius = 0.03  # m, success distance
     kv = 10.0  # N·s/m, velocity-actuator gain (mass 0.2 kg -> 20 ms time constant)
 
-    @property
+    @functools.cached_property
     def gap_centers(self) -> np.ndarray:
         """x position of each gap centre, ``[K]`` (m)."""
         spacing = 2 * self.half_width / self.K
@@ -130,6 +132,14 @@ class PathTask(Task):
 
     def state_from_obs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return obs[:, :2], obs[:, 2:4]
+
+    def contact_possible(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        # The effector cannot reach the wall within one control step when it is further away
+        # than it can travel: |Δy| ≤ (max(|vy|, v_max) + 0.1 m/s)·Δt. Far from the wall the
+        # simulator may then run the whole control step in one C call (no per-substep check).
+        reach = (np.maximum(np.abs(qvel[:, 1]), self.v_max) + 0.1) * self.control_dt
+        gap = np.abs(qpos[:, 1] - self.wall_y) - self.wall_half - self.radius
+        return gap < reach
 
     def update(self, flags, qpos, qvel, contact, idx) -> np.ndarray:
         p = qpos[idx]  # [b, 2]

@@ -24,6 +24,8 @@ out at the ring — moved at least half the bin radius R from its start — but 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .core import Task
@@ -54,13 +56,13 @@ class PushTask(Task):
     puck_damping = 1.0  # N·s/m, viscous "table" friction of the puck
     puck_friction = 0.2  # N, dry friction of the puck
 
-    @property
+    @functools.cached_property
     def bin_angles(self) -> np.ndarray:
         """Angle of each bin around the puck start, ``[K]`` (radians, 0 = +x)."""
         step = np.deg2rad(50.0) if self.K < 2 else min(np.deg2rad(50.0), np.deg2rad(130.0) / (self.K - 1))
         return np.pi / 2 + (np.arange(self.K) - (self.K - 1) / 2) * step
 
-    @property
+    @functools.cached_property
     def bin_centers(self) -> np.ndarray:
         """Bin centres ``[K, 2]`` (m)."""
         a = self.bin_angles

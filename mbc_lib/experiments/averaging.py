@@ -20,7 +20,7 @@ from ..plotting import plot_chunks, plot_mode_mass
 from ..profiles import budget
 from ..train import History, progress_enabled, train
 
-__all__ = ["AveragingResult", "fit_regression", "sweep", "plot_result", "plot_sweep", "summary"]
+__all__ = ["AveragingResult", "fit_regression", "sweep", "plot_result", "plot_sweep", "plot_distances", "summary"]
 
 
 @dataclass
@@ -140,5 +140,24 @@ def plot_sweep(results: dict[tuple[int, float], AveragingResult]) -> plt.Figure:
     ax2.set(xlabel="centre distance Δc", ylabel="modes reached (≥ 10% of chunks)", ylim=(-0.2, max(Ks) + 0.5),
             title="modes produced (thin lines: modes demonstrated)")
     ax1.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_distances(res: AveragingResult) -> plt.Figure:
+    """Theory over measurement: distance of each regression chunk to the analytic conditional mean
+    Σ_k π_k μ_k(s) and to the nearest mode centre, against ρ and the corollary's Δ_c/2."""
+    centers = res.task.modes(res.obs).centers  # [n, K, H, d]
+    weights = res.task.modes(res.obs).weights  # [n, K]
+    mean = (weights[:, :, None, None] * centers).sum(1)  # [n, H, d]
+    to_mean = (res.preds - mean).flatten(1).norm(dim=1)
+    to_modes = torch.cdist(res.preds.flatten(1)[:, None], centers.flatten(2))[:, 0].amin(-1)
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.hist(to_mean.numpy(), bins=20, alpha=0.7, label="to the conditional mean (prediction)")
+    ax.hist(to_modes.numpy(), bins=20, alpha=0.7, label="to the nearest mode centre")
+    ax.axvline(res.task.radius, color="r", ls=":", label="mode radius ρ")
+    ax.axvline(res.delta / 2, color="k", ls="--", label="Δc/2 (corollary)")
+    ax.set(xlabel="distance of the regression chunk (task units)", ylabel="chunks")
+    ax.legend(fontsize=8, loc="upper center")
     fig.tight_layout()
     return fig
