@@ -139,9 +139,12 @@ class Task:
 class BatchSim:
     """``B`` episodes of one task, stepped together.
 
-    Physics stays exact MuJoCo (one ``MjData`` per episode, ``mj_step`` per substep); what is
-    batched is everything around it: the policy call, observation assembly, success and mode
-    logic (numpy over ``[B, ...]``). Episodes that have ended are frozen (not stepped).
+    Physics stays exact MuJoCo (one ``MjData`` per episode); what is batched is everything
+    around it: the policy call, observation assembly, success and mode logic (numpy over
+    ``[B, ...]``). A control step is one ``mj_step(nstep=frame_skip)`` C call per episode,
+    or — for tasks that count contacts, and only where the task says a contact is possible
+    — ``frame_skip`` single steps with a contact check after each. Episodes that have
+    ended are frozen (not stepped).
 
     Args:
         task: a :class:`Task`.

@@ -6,20 +6,23 @@ function of (state, mode) plus optional Gaussian action noise drawn from per-epi
 generators, so a demonstration is reproducible from its episode seed alone, whatever
 batch it was collected in.
 
-* :class:`PathExpert` — steer to the chosen gap, through it, then to the target. Below
-  the wall it heads straight for the point just *past* the gap whenever that straight
-  segment clears the gap edges (a funnel), otherwise first for a waypoint below the gap.
+* :class:`PathExpert` — advance towards the wall at a steady pace while steering sideways
+  onto the chosen gap, pass it, then head for the target. Its forward progress does not
+  depend on the mode, so averaging two modes cancels only the steering: into the wall.
 * :class:`PushExpert` — get behind the puck on the line from the chosen bin through the
   puck (walking around the puck if needed), then push along that line, steering
   sideways to keep the contact point centred.
 
 Both decide the mode in the very first steps (the heading differs per mode), which is
-what makes the demonstrations multimodal *at the start state*.
+what makes the demonstrations multimodal *at the start state*. :meth:`Expert.chunks`
+plans each mode's next H actions from any state: the ground-truth modes of the chunk
+distribution there.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import mujoco
 import numpy as np
 
 from .core import Task, as_generator
@@ -108,10 +111,10 @@ class Expert:
             raise ValueError(f"obs must be [B, {self.task.obs_dim}] state observations, got {obs.shape}")
         if not isinstance(H, (int, np.integer)) or H < 1:
             raise ValueError(f"H must be an integer >= 1, got {H!r}")
-        import mujoco
-
         B, m = len(obs), self.task.model
         modes = np.broadcast_to(np.asarray(modes, dtype=np.int64), (B,))
+        if ((modes < 0) | (modes >= self.K)).any():
+            raise ValueError(f"modes must be in [0, K={self.K}), got {np.unique(modes).tolist()}")
         while len(self._scratch) < B:
             self._scratch.append(mujoco.MjData(m))
         qpos, qvel = self.task.state_from_obs(obs)
@@ -121,7 +124,7 @@ class Expert:
             d = self._scratch[i]
             mujoco.mj_resetData(m, d)
             d.qpos[:], d.qvel[:] = qpos[i], qvel[i]
-        for h in range(H):
+        for h in range(H):  # noise-free closed loop inside the plan
             out[:, h] = a = np.clip(self.command(state, modes), -self.task.v_max, self.task.v_max)
             for i in range(B):
                 d = self._scratch[i]
@@ -139,7 +142,7 @@ class PathExpert(Expert):
     Below the wall the expert is *committed*: it advances at a constant forward speed
     ``v_k`` (one per gap) and steers sideways onto the gap with a saturated P-controller,
     ``vx = clip(k·(x_k − x), ±v_lat)``. ``v_k`` is as fast as allows the steering to finish
-    (to a quarter of the gap's clearance) before the wall from any start state. Past the
+    (to a quarter of the gap's clearance) before the wall from every start the task draws. Past the
     wall it heads straight for the target. Because forward progress does not depend on
     the mode, a policy that averages two modes keeps advancing while its sideways
     commands cancel — straight into the wall between the gaps, even in closed loop.

@@ -110,7 +110,7 @@ class PathTask(Task):
     {"".join(walls)}
     {markers}
     <site name="target" pos="{self.target[0]} {self.target[1]} 0.001" type="cylinder"
-          size="{self.target_radius} 0.001" rgba=".2 .75 .3 .6"/>
+          size="{self.target_radius} 0.001" rgba=".15 .15 .15 .3"/>
     <body name="effector" pos="0 0 {r}">
       <joint name="x" type="slide" axis="1 0 0" range="{-A + r} {A - r}" limited="true"/>
       <joint name="y" type="slide" axis="0 1 0" range="{self.y_range[0]} {self.y_range[1]}" limited="true"/>

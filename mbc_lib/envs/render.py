@@ -35,6 +35,8 @@ _TINY_XML = '<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1
 _PROBE = f"""
 import os, sys
 os.environ["MUJOCO_GL"] = sys.argv[1]
+if not os.environ["MUJOCO_GL"]:
+    del os.environ["MUJOCO_GL"]
 import mujoco
 m = mujoco.MjModel.from_xml_string({_TINY_XML!r})
 d = mujoco.MjData(m)
@@ -81,6 +83,7 @@ class RenderDoctor:
 
 
 _cache: RenderDoctor | None = None
+_here: tuple[bool, str | None] | None = None  # (subprocess probe ok, in-process error) — tried once
 
 
 def _requested_backend() -> str:
@@ -110,19 +113,25 @@ def _render_here() -> str | None:
         return f"{type(err).__name__}: {err}".strip()
 
 
-def _probe(backend: str, timeout: float = 60.0) -> str | None:
-    """Try ``backend`` in a fresh Python process; the error text, or None on success."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+def _probe(backend: str, same_env: bool = False, timeout: float = 60.0) -> str | None:
+    """Try ``backend`` ("" = platform default) in a fresh Python process; the error text, or None.
+
+    ``same_env`` keeps this process's other variables (e.g. ``PYOPENGL_PLATFORM``) to mirror it.
+    """
+    env = dict(os.environ)
+    if not same_env:
+        env.pop("PYOPENGL_PLATFORM", None)
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _PROBE, backend], env=env, capture_output=True, text=True, timeout=timeout
-        )
+            [sys.executable, "-c", _PROBE, backend],
+            env=env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as err:
         return f"{type(err).__name__}: {err}"
     if out.returncode == 0 and "ok" in out.stdout:
         return None
-    lines = (out.stderr or out.stdout).strip().splitlines()
-    return lines[-1] if lines else f"exit code {out.returncode}"
+    lines = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else f"exit code {out.returncode}"
 
 
 def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
@@ -130,28 +139,36 @@ def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
 
     Returns a :class:`RenderDoctor` whose ``backend`` is the working backend (or None) and
     whose ``message`` says what to do when none works. With ``verbose`` the message is
-    printed. The result is cached; ``refresh=True`` checks again.
+    printed. The result is cached; ``refresh=True`` probes the alternatives again.
+
+    A failed OpenGL initialisation can leave a process unable to try again (glfw without a
+    display even aborts on the second attempt), so this process's backend is first tried in
+    a subprocess with the same environment, and only then — once per process — in here.
     """
-    global _cache
+    global _cache, _here
     if _cache is None or refresh:
         requested = _requested_backend()
-        here = requested or ("cgl/glfw" if sys.platform == "darwin" else "glfw")
-        err = _render_here()
-        if err is None:
-            _cache = RenderDoctor(backend=here, message=f"MuJoCo renders offscreen with MUJOCO_GL={here}.", requested=requested)
+        name = requested or ("cgl/glfw" if sys.platform == "darwin" else "glfw")
+        if _here is None:  # this process is tried at most once, ever
+            err = _probe(requested, same_env=True)
+            _here = (err is None, err if err is not None else _render_here())
+        probe_ok, err = _here
+        if probe_ok and err is None:
+            _cache = RenderDoctor(backend=name, message=f"MuJoCo renders offscreen with MUJOCO_GL={name}.", requested=requested)
         else:
-            errors = {here: err}
+            errors = {name: err or "unknown error"}
             candidates = ("egl", "osmesa") if sys.platform.startswith("linux") else ()
             for b in candidates:
                 if b != requested:
                     errors[b] = _probe(b)
             elsewhere = tuple(b for b in candidates if b != requested and errors[b] is None)
             errors = {k: v for k, v in errors.items() if v is not None}
-            msg = f"MuJoCo cannot render in this process (MUJOCO_GL={here or 'unset'}: {err})."
+            msg = f"MuJoCo cannot render in this process (MUJOCO_GL={requested or 'unset'}: {errors[name]})."
             if elsewhere:
                 msg += (
                     f" A fresh process renders with MUJOCO_GL={elsewhere[0]}: set os.environ['MUJOCO_GL'] = "
-                    f"'{elsewhere[0]}' before anything imports mujoco (restart the kernel first)."
+                    f"'{elsewhere[0]}' before anything imports mujoco (restart the kernel first), or import "
+                    "mbc_lib.envs before mujoco (it sets MUJOCO_GL=egl on Linux)."
                 )
             else:
                 msg += " No backend works on this machine. " + _INSTALL_HINT
@@ -163,6 +180,9 @@ def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
 
 def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
     """A ``mujoco.Renderer``; a RuntimeError that says what to install when it cannot be made."""
+    doc = doctor()  # never attempt a context where it is known to fail (a retry can abort the process)
+    if not doc.ok:
+        raise RuntimeError(f"cannot render: {doc.message}")
     try:
         return mujoco.Renderer(model, height, width)
     except ValueError:
@@ -188,6 +208,7 @@ def render_trajectory(
     from . import make_task
     from .core import Task
 
+    env = getattr(env, "unwrapped", env)  # gymnasium.make() wraps the env
     task = env if isinstance(env, Task) else getattr(env, "task", None) or make_task(env, **task_kwargs)
     qpos = np.asarray(qpos, dtype=np.float64)
     if qpos.ndim != 2 or qpos.shape[1] != task.model.nq:
