@@ -1,7 +1,7 @@
 # The two commands of the course:
 #   make book   — set up .venv from scratch and build the executed book into _build/html
 #   make test   — set up the same .venv and run the whole test suite (unit tests, notebooks, built book)
-# Other targets: make bench, make sync-setup, make clean.
+# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make sync-setup, make clean.
 
 PYTHON     ?= python3
 VENV       ?= .venv
@@ -17,7 +17,7 @@ STAMP      := $(VENV)/.mbc-installed
 # (standard on CPU, full on CUDA) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: setup book book-fast test unit bench sync-setup clean
+.PHONY: setup book book-fast test unit bench exercises sync-setup clean
 
 setup: $(STAMP)
 
@@ -38,14 +38,18 @@ book-fast: $(STAMP)
 	MBC_PROFILE=fast MBC_STATIC_WIDGETS=1 MBC_PROGRESS=0 $(BOOK_BUILD)
 
 test: $(STAMP) book-fast
-	MBC_PROFILE=fast MBC_PROGRESS=0 MBC_REQUIRE_BUILT_BOOK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	MBC_PROFILE=fast MBC_PROGRESS=0 MBC_REQUIRE_BUILT_BOOK=1 $(BIN)/python -m pytest tests notebooks solutions --nbval-lax -p no:cacheprovider
 
 # library and notebook tests only (no book build)
 unit: $(STAMP)
-	MBC_PROFILE=fast MBC_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	MBC_PROFILE=fast MBC_PROGRESS=0 $(BIN)/python -m pytest tests notebooks solutions --nbval-lax -p no:cacheprovider
 
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# exercises/ is generated from solutions/ (never edit it by hand)
+exercises: $(STAMP)
+	$(BIN)/python tools/make_exercises.py
 
 sync-setup: $(STAMP)
 	$(BIN)/python tools/setup_cell.py sync
