@@ -52,7 +52,7 @@ class ChunkExecutor:
         n_action_steps = chunk_len if n_action_steps is None else n_action_steps
         if not isinstance(n_action_steps, int) or not 1 <= n_action_steps <= chunk_len:
             raise ValueError(f"n_action_steps must be an integer in [1, chunk_len={chunk_len}], got {n_action_steps!r}")
-        if temporal_ensemble is not None and temporal_ensemble < 0:
+        if temporal_ensemble is not None and not temporal_ensemble >= 0:  # `not >=` also rejects NaN
             raise ValueError(f"temporal_ensemble coefficient m must be >= 0, got {temporal_ensemble}")
         self.chunk_len = chunk_len
         self.n_action_steps = n_action_steps

@@ -40,7 +40,7 @@ __all__ = ["CVAEConfig", "CVAEPolicy", "gaussian_kl", "mmd_imq", "sinkhorn_diver
 
 @dataclass
 class CVAEConfig(PolicyConfig):
-    latent_dim: int = 8  # dz, size of z (ACT uses 32)
+    latent_dim: int = 4  # dz, size of z (ACT uses 32; these short chunks need few)
     prior: str = "fixed"  # "fixed": N(0, I) (ACT) | "learned": N(μ_ψ(s), diag σ²_ψ(s))
     regularizer: str = "kl"  # "kl": β·per-sample KL (ACT) | "aggregate": λ·D(q̄, p) (WAE)
     beta: float = 0.1  # β, weight of the KL; T = β in THEORY §1c (collapse above β*)
@@ -188,7 +188,9 @@ class CVAEPolicy(Policy):
         if cfg.regularizer == "kl":
             # free bits: each latent dim may carry `free_bits` nats (batch mean) at no cost
             reg = kl_dims.mean(0).clamp_min(cfg.free_bits).sum() if cfg.free_bits > 0 else kl
-            weight = self.current_beta()
+            weight = cfg.beta
+            if cfg.beta_warmup > 0:  # β · min(1, step / warm-up), kept on the device (no host sync)
+                weight = cfg.beta * (self.step.float() / cfg.beta_warmup).clamp(max=1.0)
         else:
             z_p = mu_p + (0.5 * logvar_p).exp() * torch.randn_like(mu_p)  # z' ~ p(·|s), [B, dz]
             joint_q = torch.cat([obs, z], dim=-1)  # (s, z ~ q), [B, obs_dim + dz]
@@ -201,7 +203,7 @@ class CVAEPolicy(Policy):
         if self.training and torch.is_grad_enabled():
             self.step += 1
         loss = recon + weight * reg
-        parts = {"loss": loss, "recon": recon, "kl": kl.detach(), "reg": reg.detach()}
+        parts = {"loss": loss, "recon": recon.detach(), "kl": kl.detach(), "reg": reg.detach()}
         if cfg.regularizer == "aggregate":
             parts[cfg.aggregate] = reg.detach()
         return parts
