@@ -364,11 +364,11 @@ def _maximise_over_y(objective, starts: list[np.ndarray], lo: np.ndarray, hi: np
             return float(-res.fun), np.array([res.x])
         return float(vals[i]), grid[i]
     vals = objective(np.stack(starts))
-    order = np.argsort(-vals)[:4]
+    order = np.argsort(-vals)[:2]
     best_val, best_y = float(vals[order[0]]), starts[order[0]]
     for i in order:
         res = optimize.minimize(lambda y: -objective(y[None])[0], starts[i], method="Nelder-Mead",
-                                options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000})
+                                options={"xatol": 1e-6, "fatol": 1e-11, "maxiter": 2000})
         if -res.fun > best_val:
             best_val, best_y = float(-res.fun), res.x
     return best_val, np.asarray(best_y)
