@@ -129,14 +129,14 @@ def _mixture(centers: ArrayLike, weights: ArrayLike) -> tuple[np.ndarray, np.nda
 # §1b  Fano bound
 # ---------------------------------------------------------------------------------------
 def entropy(weights: ArrayLike) -> float:
-    """Shannon entropy H(π) = −Σ_k π_k log π_k in nats (0 log 0 = 0). ``weights`` ``[K]``."""
+    """Shannon entropy H(π) = −Σ_k π_k log π_k in nats (0 log 0 = 0), THEORY (2). ``weights`` ``[K]``."""
     w = _weights(weights)
     nz = w[w > 0]
     return float(-(nz * np.log(nz)).sum())
 
 
 def binary_entropy(rho: float) -> float:
-    """h(ρ) = −ρ log ρ − (1−ρ) log(1−ρ) in nats, for ρ ∈ [0, 1]."""
+    """Binary entropy h(ρ) = −ρ log ρ − (1−ρ) log(1−ρ) in nats, ρ ∈ [0, 1] (THEORY (2))."""
     rho = float(rho)
     if not 0 <= rho <= 1:
         raise ValueError(f"rho must lie in [0, 1], got {rho}")
@@ -207,13 +207,19 @@ def _span(mu: np.ndarray, pi: np.ndarray) -> np.ndarray:
 
 
 def _directions(coords: np.ndarray, pi: np.ndarray) -> list[np.ndarray]:
-    """Unit directions worth scanning: the principal axes of the offsets and each offset, both signs."""
+    """Unit directions worth scanning, both signs, without repeats: the principal axes of
+    the offsets and the 16 farthest offsets (in 1-D that is just ±1)."""
     cov = coords.T @ (pi[:, None] * coords)
     _, vecs = np.linalg.eigh(cov)
-    dirs = [vecs[:, -1], *vecs.T[:-1][::-1][:3]]
     norms = np.linalg.norm(coords, axis=1)
-    dirs += [coords[k] / norms[k] for k in np.argsort(-norms)[:16] if norms[k] > 0]  # the 16 farthest offsets
-    return [s * d for d in dirs for s in (1.0, -1.0)]
+    candidates = [vecs[:, -1], *vecs.T[:-1][::-1][:3]]
+    candidates += [coords[k] / norms[k] for k in np.argsort(-norms)[:16] if norms[k] > 0]
+    dirs: list[np.ndarray] = []
+    for d in candidates:
+        for signed in (d, -d):
+            if all(signed @ e < 1 - 1e-9 for e in dirs):
+                dirs.append(signed)
+    return dirs
 
 
 def _maximise_in_span(f, coords: np.ndarray, pi: np.ndarray, r_min: float, r_max: float) -> tuple[float, np.ndarray]:
@@ -751,7 +757,7 @@ def path_mode_count_bound(length: float, delta: float) -> int:
 
 
 def min_lipschitz_to_reach(n_modes: int, delta: float, tau: float) -> float:
-    """Smallest L for which the 1-D tight bound allows ``n_modes`` modes: (n − 1)Δ / (2 r_τ).
+    """Smallest L for which the 1-D tight bound of THEORY §2a allows ``n_modes`` modes: (n − 1)Δ / (2 r_τ).
 
     Two modes from the central 95% set need only L ≥ 0.255 Δ — compare
     :func:`min_lipschitz_two_modes` (7.97 Δ for two modes holding 95% of the mass).

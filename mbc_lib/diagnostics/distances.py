@@ -1,7 +1,7 @@
 """Distribution match between policy samples and demonstrations (THEORY §3 item 9).
 
 * :func:`sinkhorn_divergence` — the debiased entropic OT divergence
-  S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β), solved by POT (log-domain Sinkhorn, ε-scaling);
+  S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β), solved by POT (stabilised Sinkhorn, ε-scaling);
 * :func:`mmd2` — the squared maximum mean discrepancy with a Gaussian kernel and the
   median-heuristic bandwidth.
 
@@ -16,57 +16,58 @@ import warnings
 import numpy as np
 import ot
 
-from .modes import flatten_chunks
+from .modes import Array, flatten_chunks
 
 __all__ = ["sinkhorn_divergence", "entropic_ot", "mmd2", "median_bandwidth"]
 
 
-def _pair(x, y) -> tuple[np.ndarray, np.ndarray]:
+def _pair(x: Array, y: Array) -> tuple[np.ndarray, np.ndarray]:
     a, b = flatten_chunks(x, "x"), flatten_chunks(y, "y")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x and y have different chunk sizes: {a.shape[1]} vs {b.shape[1]}")
     return a, b
 
 
-def entropic_ot(x, y, eps: float, max_iter: int = 2000, tol: float = 1e-9, scaling: float = 0.5) -> float:
-    """OT_ε(α, β) = min_P ⟨P, C⟩ + ε KL(P ‖ α⊗β) between the uniform empirical measures on x and y.
+def entropic_ot(x: Array, y: Array, eps: float, max_iter: int = 20_000, tol: float = 1e-6) -> float:
+    """OT_ε(α, β) = min_P ⟨P, C⟩ + ε KL(P ‖ α⊗β) between the uniform empirical measures on x and y
+    (the building block of THEORY §3 item 9).
 
-    C_ij = ‖x_i − y_j‖² (squared Euclidean, action units²); ε in the same units. Solved by
-    POT's log-domain Sinkhorn (``ot.bregman.sinkhorn_log``) with ε-scaling: a few
-    iterations at ε_k = max(ε, max C · scaling^k), each level warm-started from the last
-    (dual potentials f = ε log u carried over), then iterations at ε until the marginal
-    violation is below ``tol`` (a RuntimeWarning says when ``max_iter`` ran out first).
-    Plain Sinkhorn needs ~ max C/ε iterations; the schedule needs a few per halving of ε.
-    Returns the *full* regularised objective, including the ε KL term, which is what
-    makes the debiased divergence ≥ 0 (``ot.sinkhorn2`` returns ⟨P, C⟩ only).
+    C_ij = ‖x_i − y_j‖² (squared Euclidean, action units²); ε in the same units.
+    Solver: POT's stabilised Sinkhorn (``ot.bregman.sinkhorn_stabilized``, large scalings
+    absorbed into the dual potentials) with ε-scaling — ten iterations at each of
+    ε_k = 2^k ε from the cost's scale down, warm-started with the previous level's dual
+    potentials (which live in cost units, so they carry over), then iterations at ε until
+    ‖Pᵀ1 − β‖₂ ≤ ``tol`` (a RuntimeWarning says when ``max_iter`` ran out first). Plain
+    Sinkhorn needs ~ max C/ε iterations to converge; the schedule needs a few per level.
+
+    Returned: the dual value ⟨α, f⟩ + ⟨β, g⟩ − ε(Σ P − 1) with P_ij = α_i β_j e^{(f_i + g_j − C_ij)/ε}
+    — equal to the full regularised objective at the optimum (ε KL term included, which
+    is what makes the debiased divergence ≥ 0; ``ot.sinkhorn2`` returns ⟨P, C⟩ only) and,
+    being a concave dual, off by only second order in the potentials' error.
     """
     a, b = _pair(x, y)
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
-    if not 0 < scaling < 1:
-        raise ValueError(f"scaling must lie in (0, 1), got {scaling}")
+    eps = float(eps)
     cost = ot.dist(a, b)
     wa, wb = np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b))
-    levels = [float(eps)]
-    while levels[-1] < cost.max():  # coarse-to-fine: ε_k = ε / scaling^k up to the cost's scale
-        levels.append(levels[-1] / scaling)
-    log_u = log_v = None
+    levels = [eps]
+    while levels[-1] < cost.max():  # coarse to fine: ε, 2ε, 4ε, … up to the cost's scale
+        levels.append(2 * levels[-1])
+    warm = None
     for k, e in enumerate(reversed(levels)):
         final = k == len(levels) - 1
-        warm = None if log_u is None else (log_u * previous / e, log_v * previous / e)
-        plan, log = ot.bregman.sinkhorn_log(wa, wb, cost, e, numItermax=max_iter if final else 10,
-                                            stopThr=tol, warmstart=warm, log=True, warn=False)
-        log_u, log_v, previous = log["log_u"], log["log_v"], e
-    violation = np.abs(plan.sum(1) - wa).sum() + np.abs(plan.sum(0) - wb).sum()
-    if violation > max(10 * tol, 1e-7):
-        warnings.warn(f"Sinkhorn did not converge (marginal violation {violation:.2e}); increase eps or max_iter",
-                      RuntimeWarning, stacklevel=2)
-    nz = plan > 0
-    kl = float((plan[nz] * np.log(plan[nz] * len(a) * len(b))).sum())  # KL(P ‖ α⊗β), α⊗β = 1/(NM)
-    return float((plan * cost).sum()) + float(eps) * kl
+        plan, log = ot.bregman.sinkhorn_stabilized(wa, wb, cost, e, numItermax=max_iter if final else 10, tau=1e6,
+                                                   stopThr=tol, warmstart=warm, log=True, warn=False)
+        warm = log["warmstart"]  # (α, β) with P_ij = exp((α_i + β_j − C_ij)/ε)
+    if log["err"][-1] > tol:
+        warnings.warn(f"Sinkhorn did not converge (marginal error {log['err'][-1]:.2e} > tol {tol:.1e}); "
+                      "increase eps or max_iter", RuntimeWarning, stacklevel=2)
+    f, g = warm[0] - eps * np.log(wa), warm[1] - eps * np.log(wb)  # potentials relative to α⊗β
+    return float(wa @ f + wb @ g - eps * (plan.sum() - 1))
 
 
-def sinkhorn_divergence(x, y, eps: float | None = None, max_iter: int = 2000, tol: float = 1e-9) -> float:
+def sinkhorn_divergence(x: Array, y: Array, eps: float | None = None, max_iter: int = 20_000, tol: float = 1e-6) -> float:
     """Debiased Sinkhorn divergence between two sample sets (THEORY §3 item 9), action units²:
 
         S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β)        (:func:`entropic_ot`)
@@ -75,6 +76,8 @@ def sinkhorn_divergence(x, y, eps: float | None = None, max_iter: int = 2000, to
     pure translation by v gives exactly ‖v‖². Default ε = 0.01 × median squared distance
     between x and y points (blur √ε ≈ a tenth of a typical distance), so the value is
     comparable across tasks up to the units of a². x ``[N, ...]``, y ``[M, ...]``.
+    Cost: O(N·M) memory and per iteration, and more iterations as ε shrinks relative to
+    the spread of the data — subsample to a few hundred points per set on a laptop CPU.
     """
     a, b = _pair(x, y)
     if eps is None:
@@ -87,8 +90,8 @@ def sinkhorn_divergence(x, y, eps: float | None = None, max_iter: int = 2000, to
     return max(ab - 0.5 * aa - 0.5 * bb, 0.0)
 
 
-def median_bandwidth(x, y, max_points: int = 1000) -> float:
-    """Median heuristic: h = median of the pairwise Euclidean distances in the pooled sample.
+def median_bandwidth(x: Array, y: Array, max_points: int = 1000) -> float:
+    """Median heuristic for the MMD of THEORY §3 item 9: h = median pairwise Euclidean distance in the pooled sample.
 
     Uses the first ``max_points`` of each set (deterministic); zero distances (duplicates)
     are ignored.
@@ -100,7 +103,7 @@ def median_bandwidth(x, y, max_points: int = 1000) -> float:
     return float(np.median(d)) if d.size else 1.0
 
 
-def mmd2(x, y, bandwidth: float | None = None, unbiased: bool = True) -> float:
+def mmd2(x: Array, y: Array, bandwidth: float | None = None, unbiased: bool = True) -> float:
     """Squared maximum mean discrepancy with a Gaussian kernel (THEORY §3 item 9), dimensionless:
 
         k(u, v) = exp(−‖u − v‖² / (2h²)),   MMD² = E k(X, X′) + E k(Y, Y′) − 2 E k(X, Y)

@@ -16,6 +16,7 @@ Decoding z into chunks is the policy's business: pass the decoded chunks to
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from scipy.stats import chi2
 from torch import Tensor
 
 from .. import theory
-from .modes import flatten_chunks, wilson_interval
+from .modes import Array, flatten_chunks, wilson_interval
 
 __all__ = [
     "gaussian_kl",
@@ -41,7 +42,7 @@ __all__ = [
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _gaussians(mu, logvar, name: str) -> tuple[Tensor, Tensor]:
+def _gaussians(mu: Array, logvar: Array, name: str) -> tuple[Tensor, Tensor]:
     mu = torch.as_tensor(mu).detach().double()
     logvar = torch.as_tensor(logvar).detach().double()
     if mu.ndim != 2 or mu.shape != logvar.shape:
@@ -51,7 +52,7 @@ def _gaussians(mu, logvar, name: str) -> tuple[Tensor, Tensor]:
     return mu, logvar
 
 
-def _prior(mu_p, logvar_p, like: Tensor) -> tuple[Tensor, Tensor]:
+def _prior(mu_p: Array | None, logvar_p: Array | None, like: Tensor) -> tuple[Tensor, Tensor]:
     """The prior's (mu, logvar) broadcast to ``like`` ``[N, dz]``; None → N(0, I)."""
     if mu_p is None and logvar_p is None:
         return torch.zeros_like(like), torch.zeros_like(like)
@@ -77,7 +78,7 @@ def _log_normal_matrix(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * (quad + logvar.sum(-1)[None, :] + z.shape[-1] * LOG_2PI)
 
 
-def gaussian_kl(mu_q, logvar_q, mu_p=None, logvar_p=None) -> Tensor:
+def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None) -> Tensor:
     """Per-sample KL between diagonal Gaussians, ``[N]`` in nats (THEORY §1a; §3 item 6):
 
         KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) = ½ Σ_d [σ_q²/σ_p² + (μ_q − μ_p)²/σ_p² − 1 + log σ_p² − log σ_q²]
@@ -107,8 +108,8 @@ class KLSplit:
 
 
 def kl_split(
-    mu_q, logvar_q, mu_p=None, logvar_p=None, groups=None, n_samples: int = 1,
-    generator: torch.Generator | None = None,
+    mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None,
+    groups: Array | None = None, n_samples: int = 1, generator: torch.Generator | None = None,
 ) -> KLSplit:
     """Split E KL into I_q(A;Z|S) + E_s KL(q̄(·|s) ‖ p(·|s)) on a minibatch (THEORY (1), §3 item 6).
 
@@ -174,7 +175,7 @@ class PriorTypicality:
                 "frac_inside_central_50": float(np.mean(self.chi2_cdf < 0.5))}
 
 
-def prior_typicality(mu_q, mu_p=None, logvar_p=None) -> PriorTypicality:
+def prior_typicality(mu_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None) -> PriorTypicality:
     """Prior log-density at posterior means and its χ² percentile (THEORY §3 item 8).
 
     For p = N(μ_p, diag σ_p²) in dz dimensions, log p(z) = −½ r² − ½ Σ log σ_p² − (dz/2) log 2π
@@ -193,7 +194,8 @@ def prior_typicality(mu_q, mu_p=None, logvar_p=None) -> PriorTypicality:
 
 
 def hole_mass(
-    mu_q, logvar_q, mu_p=None, logvar_p=None, eps: float = 0.1, n_prior: int = 4096,
+    mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None,
+    eps: float = 0.1, n_prior: int = 4096,
     generator: torch.Generator | None = None, confidence: float = 0.95,
 ) -> dict[str, float]:
     """Prior hole mass at one state (THEORY §1d): H_ε = P_{z~p}[q̄(z)/p(z) < ε] ≤ TV(q̄, p)/(1 − ε).
@@ -216,7 +218,7 @@ def hole_mass(
     return {"hole_mass": holes / n_prior, "ci_low": float(lo), "ci_high": float(hi)}
 
 
-def identification_error(predicted, true, confidence: float = 0.95) -> dict[str, float]:
+def identification_error(predicted: Array, true: Array, confidence: float = 0.95) -> dict[str, float]:
     """ρ̂ = P(ĝ ≠ M) from predicted and true mode labels ``[N]`` (THEORY §3 item 7), with a Wilson interval.
 
     ĝ is e.g. the mode of the chunk decoded from the posterior mean
@@ -232,14 +234,14 @@ def identification_error(predicted, true, confidence: float = 0.95) -> dict[str,
     return {"rho": errors / p.size, "ci_low": float(lo), "ci_high": float(hi)}
 
 
-def fano_check(weights, rho: float, mutual_information: float, mean_kl: float | None = None,
+def fano_check(weights: Array | Sequence[float], rho: float, mutual_information: float, mean_kl: float | None = None,
                beta: float | None = None) -> dict[str, float | bool]:
     """Compare the estimated rate with the Fano bound (THEORY (2), §3 item 7).
 
     Returns B_ρ = H(π) − h(ρ) − ρ log(K−1) (nats), Î and whether Î ≥ B_ρ; with ``mean_kl``
     and ``beta`` also β·E KL ≥ β·Î ≥ β·B_ρ, the price the KL term charges for identifying
-    modes. ρ is clipped to (K−1)/K (a worse identifier than chance gives B = −log… ≤ 0).
-    Remember Î from :func:`kl_split` is itself a lower bound, so Î < B_ρ̂ by a little
+    modes. ρ is clipped to (K−1)/K, where the bound is 0 for balanced modes (an identifier
+    worse than chance proves nothing). Remember Î from :func:`kl_split` is itself a lower bound, so Î < B_ρ̂ by a little
     can be estimator bias rather than a violation.
     """
     w = np.asarray(weights, dtype=float)
@@ -256,7 +258,7 @@ def fano_check(weights, rho: float, mutual_information: float, mean_kl: float | 
 
 
 def predicted_collapse(
-    chunks, beta: float, loss: str = "l2", scale: float = 1.0, sigma: float = 0.0, exact: bool | None = None,
+    chunks: Array, beta: float, loss: str = "l2", scale: float = 1.0, sigma: float = 0.0, exact: bool | None = None,
 ) -> dict[str, float | str]:
     """Does criterion (3) predict posterior collapse at this state? (THEORY §1c, §3 item 10)
 

@@ -30,7 +30,7 @@ import torch
 from scipy.stats import chi2, norm
 from torch import Tensor
 
-from .modes import _centers_radius, assign_modes
+from .modes import Array, _centers_radius, assign_modes
 
 __all__ = [
     "jacobian_spectral_norm",
@@ -92,7 +92,8 @@ def jacobian_spectral_norm(f: Transport, base: Tensor, n_iter: int = 30, generat
 # segments
 # ---------------------------------------------------------------------------------------
 def random_segments(dim: int, n_segments: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-    """Endpoints of ``n_segments`` base segments: two independent N(0, I_dim) draws each, ``[M, D]`` twice."""
+    """Endpoints of ``n_segments`` base segments for THEORY §3 item 4: two independent N(0, I_dim)
+    draws each, ``[M, D]`` twice (seeded)."""
     g = torch.Generator().manual_seed(seed)
     return (torch.randn((n_segments, dim), generator=g, dtype=dtype),
             torch.randn((n_segments, dim), generator=g, dtype=dtype))
@@ -148,7 +149,8 @@ def _paths(start: Tensor, end: Tensor, t: Tensor, path: str) -> Tensor:
 
 def segment_profile(
     f: Transport, start: Tensor, end: Tensor, n_points: int = 513, path: str = "line",
-    centers=None, radius=None, weights=None, batch_size: int = 8192,
+    centers: Array | None = None, radius: float | Array | None = None, weights: Array | None = None,
+    batch_size: int = 8192,
 ) -> SegmentProfile:
     """Finite-difference stretch, image length and mode transitions along base paths (THEORY §3 items 4–5).
 
@@ -218,7 +220,8 @@ class ModeCount:
 
 
 def empirical_mode_count(
-    f: Transport, dim: int, tau: float, centers, radius, weights=None, n_points: int = 100_001,
+    f: Transport, dim: int, tau: float, centers: Array, radius: float | Array, weights: Array | None = None,
+    n_points: int = 100_001,
     seed: int = 0, batch_size: int = 65_536, dtype: torch.dtype = torch.float64,
 ) -> ModeCount:
     """Count the modes the image of the central (1−τ) base set touches (THEORY §2a, §3 item 2).

@@ -46,10 +46,14 @@ __all__ = [
 ]
 
 
+#: what the diagnostics accept for arrays: torch tensors (any device) or numpy arrays
+Array = np.ndarray | torch.Tensor
+
+
 # ---------------------------------------------------------------------------------------
 # plain-array plumbing (shared by the other diagnostics modules)
 # ---------------------------------------------------------------------------------------
-def as_array(x, name: str = "input") -> np.ndarray:
+def as_array(x: Array | float | Sequence, name: str = "input") -> np.ndarray:
     """A float64 numpy copy of a tensor (any device, grad or not) or array-like."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().double().numpy()
@@ -59,7 +63,7 @@ def as_array(x, name: str = "input") -> np.ndarray:
     return out
 
 
-def flatten_chunks(x, name: str = "samples") -> np.ndarray:
+def flatten_chunks(x: Array, name: str = "samples") -> np.ndarray:
     """``[N, H, d]`` / ``[N, n]`` / ``[N]`` → ``[N, n]`` (one row per chunk)."""
     a = as_array(x, name)
     if a.ndim == 1:
@@ -70,8 +74,8 @@ def flatten_chunks(x, name: str = "samples") -> np.ndarray:
                      "For [B, n, H, d] per observation use the *_per_obs functions.")
 
 
-def wilson_interval(successes, n: int, confidence: float = 0.95) -> np.ndarray:
-    """Wilson score interval for a binomial proportion: ``[..., 2]`` (lower, upper).
+def wilson_interval(successes: int | np.ndarray, n: int, confidence: float = 0.95) -> np.ndarray:
+    """Wilson score interval for a binomial proportion (THEORY §3 item 2): ``[..., 2]`` (lower, upper).
 
         (p̂ + z²/2n ± z sqrt(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n),   z = Φ⁻¹((1+confidence)/2)
 
@@ -92,7 +96,7 @@ def wilson_interval(successes, n: int, confidence: float = 0.95) -> np.ndarray:
     return np.stack([np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)], axis=-1)
 
 
-def _centers_radius(centers, radius, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _centers_radius(centers: Array, radius: float | Array, weights: Array | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     mu = flatten_chunks(centers, "centers")
     K = mu.shape[0]
     rho = np.broadcast_to(as_array(radius, "radius"), (K,)).astype(float)
@@ -106,7 +110,7 @@ def _centers_radius(centers, radius, weights=None) -> tuple[np.ndarray, np.ndarr
     return mu, rho, w
 
 
-def assign_modes(samples, centers, radius, weights=None) -> np.ndarray:
+def assign_modes(samples: Array, centers: Array, radius: float | Array, weights: Array | None = None) -> np.ndarray:
     """Label each chunk with its mode, or −1 if it is off-support (THEORY §3 item 2).
 
     A chunk belongs to the nearest *present* centre μ_k (weights > 0, or all when
@@ -164,7 +168,10 @@ class ModeCoverage:
         return out
 
 
-def mode_coverage(samples, centers, radius, weights=None, tau: float = 0.05, confidence: float = 0.95) -> ModeCoverage:
+def mode_coverage(
+    samples: Array, centers: Array, radius: float | Array, weights: Array | None = None, tau: float = 0.05,
+    confidence: float = 0.95,
+) -> ModeCoverage:
     """Per-mode mass, coverage count N̂^τ, missing-mode rate, off-support mass and TV (THEORY §3 items 2–3).
 
     Args: as :func:`assign_modes`, plus ``tau`` (a mode is covered when p̂_k > τ) and the
@@ -190,9 +197,10 @@ def mode_coverage(samples, centers, radius, weights=None, tau: float = 0.05, con
 
 
 def mode_coverage_per_obs(
-    samples, centers, radius, weights=None, tau: float = 0.05, confidence: float = 0.95
+    samples: Array, centers: Array | Sequence[Array], radius: float | Array | Sequence,
+    weights: Array | Sequence[Array] | None = None, tau: float = 0.05, confidence: float = 0.95,
 ) -> list[ModeCoverage]:
-    """:func:`mode_coverage` at each of B observations.
+    """:func:`mode_coverage` at each of B observations (THEORY §3: measurements are per state s).
 
     samples ``[B, n, H, d]`` (``policy.sample(obs, n)``). Each of centers / radius / weights
     is either shared by all observations (``[K, H, d]``; scalar or ``[K]``; ``[K]``) or given
@@ -222,7 +230,7 @@ def mode_coverage_per_obs(
 
 
 def summarize_coverage(coverages: Sequence[ModeCoverage]) -> dict[str, float]:
-    """Averages over observations: mean N̂^τ, off-support mass, missing-mode rate, TV, and the
+    """THEORY §3 items 2–3 averaged over observations: mean N̂^τ, off-support mass, missing-mode rate, TV, and the
     fraction of observations where every mode that should be reached is covered."""
     if not coverages:
         raise ValueError("no coverages to summarise")
@@ -264,7 +272,7 @@ def bridge_check(coverage: ModeCoverage, separation: float, lipschitz: float) ->
 # unknown modes: clustering demonstrations
 # ---------------------------------------------------------------------------------------
 def separation_regime(separation: float, spread: float, n_modes: int) -> str:
-    """Name the regime of Δ(s) against the within-mode spread s_w (RMS distance to the centre):
+    """Name the regime of Δ(s) against the within-mode spread s_w (RMS distance to the centre), THEORY §3 item 1:
 
     "unimodal" (one mode), "overlapping" (Δ ≤ 0: the mode regions touch), "close"
     (0 < Δ < s_w: the gap is narrower than a mode), "separated" (Δ ≥ s_w).
@@ -321,7 +329,7 @@ def _bic_isotropic(x: np.ndarray, labels: np.ndarray) -> float:
 
 
 def cluster_modes(
-    chunks,
+    chunks: Array,
     method: str = "bic",
     max_modes: int = 8,
     threshold: float | None = None,
@@ -391,7 +399,9 @@ def cluster_modes(
     )
 
 
-def cluster_modes_by_obs(obs, chunks, query, k: int = 64, standardize: bool = True, **cluster_kwargs) -> list[ClusteredModes]:
+def cluster_modes_by_obs(
+    obs: Array, chunks: Array, query: Array, k: int = 64, standardize: bool = True, **cluster_kwargs
+) -> list[ClusteredModes]:
     """Modes per observation for demonstrations with continuous states (THEORY §3 item 1).
 
     With one demonstration per state the empirical H(M|S) is 0 (THEORY §1b flag 3), so
