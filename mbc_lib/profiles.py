@@ -26,6 +26,51 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "standard": dict(n_demos=4096, steps=2000, width=128, depth=3, batch_size=256, n_eval=256),
         "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, n_eval=512),
     },
+    # chapter 3: one CVAE per KL weight β = ratio·β* on the fork (+ two ACT-style models);
+    # measured at n_states states with n_per_state demos each and n_prior prior samples
+    "latent": {
+        "fast": dict(n_demos=1024, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+                     ratios=(0.1, 0.5, 0.8, 1.25, 2.0), n_states=4, n_per_state=256, n_prior=256),
+        "standard": dict(n_demos=4096, steps=1500, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
+                         ratios=(0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.15, 1.5, 2.0), n_states=8, n_per_state=256,
+                         n_prior=512),
+        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     ratios=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25,
+                             1.5, 2.0), n_states=16, n_per_state=512, n_prior=1024),
+    },
+    # chapter 4: one CVAE per prior-coverage variant (mbc_lib.experiments.prior_coverage.VARIANTS);
+    # Sinkhorn only in full: POT's solver costs ~0.3 s per training step on a CPU (~8 min at 1500 steps)
+    "prior_coverage": {
+        "fast": dict(n_demos=1024, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+                     variants=("weak KL", "learned prior", "MMD (WAE)", "ACT (L1, z=0)"),
+                     n_states=4, n_per_state=256, n_prior=256, n_hole=4096),
+        "standard": dict(n_demos=4096, steps=1500, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
+                         variants=("weak KL", "learned prior", "MMD (WAE)", "ACT (L1, z=0)"),
+                         n_states=8, n_per_state=256, n_prior=512, n_hole=4096),
+        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     variants=("weak KL", "learned prior", "MMD (WAE)", "Sinkhorn (WAE)", "ACT (L1, z=0)"),
+                     n_states=16, n_per_state=512, n_prior=1024, n_hole=8192),
+    },
+    # chapter 5: a flow and a diffusion policy on the 1-D fork (H = d = 1), their maps measured
+    # on an n_grid-point base grid
+    "transport": {
+        "fast": dict(n_demos=2048, steps=500, width=64, depth=2, batch_size=256, lr=1e-2, n_grid=2001),
+        "standard": dict(n_demos=8192, steps=3000, width=128, depth=3, batch_size=256, lr=3e-3, n_grid=20001),
+        "full": dict(n_demos=16384, steps=8000, width=256, depth=3, batch_size=512, lr=1e-3, n_grid=100001),
+    },
+    # chapter 6: flow/diffusion policies on the K-branch fork (H = 8); each model is sampled with every
+    # count in sampler_steps and measured at n_obs observations: n_samples samples, n_segments base
+    # segments of n_points points, Jacobian power iteration at n_jac random (+ n_jac bridge) base points
+    "bridges": {
+        "fast": dict(n_demos=2048, steps=500, width=64, depth=2, batch_size=256, lr=1e-2, sampler_steps=(1, 2, 4, 8, 16),
+                     n_obs=1, n_samples=512, n_segments=24, n_points=129, n_jac=32),
+        "standard": dict(n_demos=8192, steps=3000, width=128, depth=3, batch_size=256, lr=3e-3,
+                         sampler_steps=(1, 2, 4, 8, 16, 32), n_obs=4, n_samples=4096, n_segments=64, n_points=257,
+                         n_jac=128),
+        "full": dict(n_demos=16384, steps=8000, width=256, depth=3, batch_size=512, lr=1e-3,
+                     sampler_steps=(1, 2, 4, 8, 16, 32, 64), n_obs=8, n_samples=4096, n_segments=256, n_points=513,
+                     n_jac=512),
+    },
 }
 
 

@@ -9,17 +9,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import averaging
+from . import averaging, bridges, latent, prior_coverage, transport
 
-__all__ = ["EXPERIMENTS", "run", "averaging"]
+__all__ = ["EXPERIMENTS", "run", "averaging", "latent", "prior_coverage", "transport", "bridges"]
 
 
 def _averaging(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
     return averaging.summary(averaging.sweep(profile=profile, seed=seed))
 
 
+def _latent(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    sweep = latent.beta_sweep(profile=profile, seed=seed)
+    return [{**row, "beta_star": sweep.thresholds.beta_star, "beta_hard": sweep.thresholds.beta_hard}
+            for row in latent.summary(sweep)]
+
+
+def _prior_coverage(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    return prior_coverage.summary(prior_coverage.compare(profile=profile, seed=seed))
+
+
+def _transport(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    return transport.summary(profile=profile, seed=seed)
+
+
+def _bridges(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    return bridges.summary(bridges.sweep(profile=profile, seed=seed)[1])
+
+
 #: name -> callable(profile=..., seed=...) returning a list of tidy rows
-EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {"averaging": _averaging}
+EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
+    "averaging": _averaging,
+    "latent": _latent,  # chapter 3: β sweep against the predicted collapse threshold β*
+    "prior_coverage": _prior_coverage,  # chapter 4: decoded coverage and holes per regulariser
+    "transport": _transport,  # chapter 5: mode-count bounds, the 2-D counterexample, trained 1-D maps
+    "bridges": _bridges,  # chapter 6: Lipschitz estimates and bridge mass of trained flows/diffusions
+}
 
 
 def run(name: str, profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:

@@ -1,0 +1,450 @@
+"""Chapter 6: sharp transitions and bridges in trained flow and diffusion policies.
+
+A trained transport policy is a map ``a = T_s(ε)`` from base noise to chunks (chapter 5). To
+put little mass between K modes it must be *sharp*: Gaussian isoperimetry (THEORY §2b) ties
+the mass in no mode — the *bridge* — to the Lipschitz constant L of the whole sampler. We
+train flow and diffusion policies on the K-branch fork and measure, at a few observations:
+
+* **Lipschitz estimates** (THEORY §3 item 4): the Jacobian spectral norm by power iteration at
+  random base points and at base points whose sample fell in the bridge, and the largest
+  finite-difference stretch along random base segments. All are *lower* bounds on L; L̂ is
+  their maximum.
+* **Bridge mass** b̂ (item 3): the fraction of samples in no mode, against the isoperimetric
+  floor at L̂ (:func:`mbc_lib.experiments.transport.bridge_floor`: THEORY §2b (ii) for two modes,
+  its K-mode corollary otherwise) and the smallest L consistent with b̂.
+* **Transition width** (item 5): the base length of the off-support part of segments whose
+  endpoints land in two different modes, against Δ/L̂_seg — a continuous map needs at least that
+  much base length to cross a gap Δ at stretch ≤ L̂_seg.
+
+…as the number of integration steps, K and the separation Δ vary (:func:`sweep`).
+Units: base noise in standard-normal units; chunks in task units; L in task units per base unit.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy import optimize
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .. import policies, tasks
+from ..diagnostics import assign_modes, jacobian_spectral_norm, random_segments, segment_profile, wilson_interval
+from ..plotting import OFF_SUPPORT_COLOR, mode_color, plot_chunks
+from ..profiles import budget
+from ..train import History, cpu_threads, progress_enabled, train
+from .transport import bridge_floor
+
+__all__ = [
+    "Model", "fit", "BridgeStats", "measure", "implied_lipschitz", "MODELS", "sweep", "summary",
+    "plot_crossing", "plot_steps", "plot_modes_sweep", "plot_floor_check", "plot_widths",
+]
+
+#: the models chapter 6 trains: (family, K, Δ_c) — a K sweep and a Δ sweep through (flow, 2, 3.0)
+MODELS: tuple[tuple[str, int, float], ...] = (
+    ("flow", 2, 3.0), ("diffusion", 2, 3.0), ("flow", 3, 3.0), ("flow", 4, 3.0), ("flow", 2, 1.5), ("flow", 2, 6.0),
+)
+
+
+@dataclass
+class Model:
+    """A transport policy trained on the fork or the ring (``K`` modes, neighbouring centres ``delta_c`` apart as chunks)."""
+
+    family: str
+    K: int
+    delta_c: float
+    task: tasks.Task = field(repr=False)
+    policy: policies.Policy = field(repr=False)
+    history: History = field(repr=False)
+
+    @property
+    def gap(self) -> float:
+        """Δ = Δ_c − 2ρ, the gap between mode regions (task units)."""
+        return self.delta_c - 2 * self.task.radius
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} K={self.K} Δc={self.delta_c:g}"
+
+
+def fit(
+    family: str = "flow", K: int = 2, delta: float = 3.0, sigma: float = 0.1, chunk_len: int = 8, seed: int = 0,
+    profile: str | None = None, progress: bool | None = None, task: str = "fork",
+) -> Model:
+    """Train ``family`` ("flow" | "diffusion") with the profile's budget on ``task``: the K-branch
+    ``"fork"`` or K modes on the ``"ring"``, with neighbouring mode centres ``delta`` apart as chunks
+    (for the ring this sets the ring radius), within-mode noise ``sigma`` and chunk length ``chunk_len``."""
+    if family not in ("flow", "diffusion"):
+        raise ValueError(f"family must be 'flow' or 'diffusion' (the transport policies), got {family!r}")
+    b = budget("bridges", profile)
+    if task == "fork":
+        task = tasks.make("fork", K=K, delta=delta, sigma=sigma, chunk_len=chunk_len)
+    elif task == "ring":
+        ramp_norm = math.sqrt(sum((t / chunk_len) ** 2 for t in range(1, chunk_len + 1)))
+        radius = delta / (2 * math.sin(math.pi / K) * ramp_norm)  # Δ_c = 2R·sin(π/K)·‖r‖
+        task = tasks.make("ring", K=K, ring_radius=radius, sigma=sigma, chunk_len=chunk_len)
+    else:
+        raise ValueError(f"task must be 'fork' or 'ring', got {task!r}")
+    data = task.dataset(b["n_demos"], seed=seed)
+    policy = policies.make(family, obs_dim=task.obs_dim, action_dim=task.action_dim, chunk_len=chunk_len,
+                           width=b["width"], depth=b["depth"], seed=seed)
+    history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], lr=b["lr"], seed=seed,
+                    progress=progress, desc=f"{family} K={K} Δc={delta:g}")
+    policy.cpu()  # measured on the CPU (the full profile trains on CUDA when present)
+    return Model(family, K, float(delta), task, policy, history)
+
+
+# ---------------------------------------------------------------------------------------
+# measuring one (model, steps)
+# ---------------------------------------------------------------------------------------
+def implied_lipschitz(masses, delta: float, bridge: float) -> float:
+    """The smallest L for which the isoperimetric floor (:func:`~mbc_lib.experiments.transport.bridge_floor`)
+    allows bridge mass ``bridge`` with these mode ``masses`` — a derivative-free lower bound on the
+    sampler's L. +inf when ``bridge`` is 0 (only a discontinuous map puts nothing between modes),
+    NaN with fewer than two modes holding mass."""
+    p = np.asarray(masses, dtype=float)
+    if (p > 0).sum() < 2:
+        return math.nan
+    if bridge <= 0:
+        return math.inf
+    g = lambda logL: (bridge_floor(p, delta, math.exp(logL)) if np.isfinite(bridge_floor(p, delta, math.exp(logL)))  # noqa: E731
+                      else 1.0) - bridge
+    lo, hi = math.log(delta) - 12, math.log(delta) + 12
+    if g(lo) <= 0:
+        return math.exp(lo)
+    if g(hi) > 0:
+        return math.inf
+    return math.exp(optimize.brentq(g, lo, hi, xtol=1e-10))
+
+
+@dataclass
+class BridgeStats:
+    """One model sampled with ``steps`` steps, measured at ``n_obs`` observations (arrays ``[n_obs]``).
+
+    mass ``[n_obs, K]`` and bridge: fractions of samples per mode and in no mode; bridge_hi: the
+    upper end of the bridge's 95% Wilson interval; floor: the isoperimetric floor at L̂ (NaN if L̂
+    is too small to carry those masses); implied_L: the smallest L consistent with the measured
+    bridge; L_jac_median, L_jac_max: Jacobian spectral norm at random base points; L_jac_bridge:
+    its max at base points in the bridge (samples that landed there, and the off-support points of
+    crossing segments); L_seg: largest segment stretch; L_hat: the max of all estimates. width: median over crossing
+    segments of the transition width — the off-support base length plus one grid step h, i.e. the
+    base length between the last point in one mode and the first in the next (for one transition);
+    width_floor: median of gap / (that segment's max stretch), which the width can never be below;
+    crossing: fraction of segments whose ends land in two modes.
+    seg_width, seg_floor: per crossing segment (all observations). For plots, at the first
+    observation: samples ``[n, H, d]``, labels ``[n]``, and one crossing segment's images
+    ``path [P, H, d]``, labels ``path_labels [P]`` and stretch ``path_stretch [P−1]``.
+    """
+
+    family: str
+    K: int
+    delta_c: float
+    gap: float
+    steps: int
+    obs: Tensor = field(repr=False)
+    mass: np.ndarray = field(repr=False)
+    bridge: np.ndarray = field(repr=False)
+    bridge_hi: np.ndarray = field(repr=False)
+    floor: np.ndarray = field(repr=False)
+    implied_L: np.ndarray = field(repr=False)
+    L_jac_median: np.ndarray = field(repr=False)
+    L_jac_max: np.ndarray = field(repr=False)
+    L_jac_bridge: np.ndarray = field(repr=False)
+    L_seg: np.ndarray = field(repr=False)
+    L_hat: np.ndarray = field(repr=False)
+    width: np.ndarray = field(repr=False)
+    width_floor: np.ndarray = field(repr=False)
+    crossing: np.ndarray = field(repr=False)
+    seg_width: np.ndarray = field(repr=False)
+    seg_floor: np.ndarray = field(repr=False)
+    samples: Tensor = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    path: np.ndarray | None = field(default=None, repr=False)
+    path_labels: np.ndarray | None = field(default=None, repr=False)
+    path_stretch: np.ndarray | None = field(default=None, repr=False)
+
+    def above_floor(self) -> np.ndarray:
+        """Per observation: is the measured bridge at or above the floor at L̂ — outright (``2``), only
+        within its 95% confidence interval (``1``), or not (``0``: L̂ underestimates L, or the floor is
+        NaN because L̂ cannot carry the measured masses)? Observations with fewer than two modes
+        holding mass have no floor and count as ``2``."""
+        has = (self.mass > 0).sum(1) >= 2
+        f = np.where(has, self.floor, 0.0)
+        return np.where(~np.isfinite(f), 0, np.where(self.bridge >= f, 2, np.where(self.bridge_hi >= f, 1, 0)))
+
+    def row(self) -> dict[str, float]:
+        """Averages over the observations (tidy, for tables and tests)."""
+        mean = lambda x: float(np.nanmean(x)) if np.any(np.isfinite(x)) else math.nan  # noqa: E731
+        return {
+            "family": self.family, "K": self.K, "delta_c": self.delta_c, "gap": self.gap, "steps": self.steps,
+            "bridge": mean(self.bridge), "bridge_hi": mean(self.bridge_hi), "floor": mean(self.floor),
+            "min_mass": float(self.mass.min(1).mean()),
+            "modes_covered": float((self.mass > 0.05).sum(1).mean()),
+            "L_hat": mean(self.L_hat), "L_jac_median": mean(self.L_jac_median), "L_jac_max": mean(self.L_jac_max),
+            "L_jac_bridge": mean(self.L_jac_bridge), "L_seg": mean(self.L_seg), "implied_L": mean(self.implied_L),
+            "width": mean(self.width), "width_floor": mean(self.width_floor), "crossing": mean(self.crossing),
+        }
+
+
+def _eval_obs(task: tasks.Task, n_obs: int) -> Tensor:
+    """Fixed evaluation observations: for the fork, lateral positions evenly spread in [−½, ½]."""
+    if task.obs_dim == 1:
+        return torch.linspace(-0.5, 0.5, n_obs)[:, None] if n_obs > 1 else torch.zeros(1, 1)
+    phi = torch.arange(n_obs) * 2 * math.pi / n_obs  # the ring: evenly spread rotations
+    return torch.stack([phi.cos(), phi.sin()], -1)
+
+
+def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None) -> BridgeStats:
+    """Measure ``model`` sampled with ``steps`` steps (THEORY §3 items 3–5) at the profile's
+    ``n_obs`` observations, with ``n_samples`` samples, ``n_segments`` base segments of ``n_points``
+    points and ``n_jac`` random Jacobian points each. Deterministic given ``seed``."""
+    b = budget("bridges", profile)
+    task, pol = model.task, model.policy
+    H, d = task.chunk_len, task.action_dim
+    D = H * d
+    obs_all = _eval_obs(task, b["n_obs"])
+    ms = task.modes(obs_all)
+    keys = ("mass", "bridge", "bridge_hi", "floor", "implied_L", "L_jac_median", "L_jac_max", "L_jac_bridge", "L_seg", "L_hat",
+            "width", "width_floor", "crossing")
+    out: dict[str, list] = {k: [] for k in keys}
+    seg_width, seg_floor = [], []
+    plot: dict[str, object] = {}
+    g = torch.Generator().manual_seed(seed)
+    with cpu_threads(pol, torch.device("cpu")):
+        for i in range(len(obs_all)):
+            obs = obs_all[i:i + 1]
+            centers, radius = ms.centers[i], task.radius  # [K, H, d]
+
+            def f(eps: Tensor) -> Tensor:  # base [N, D] -> chunk [N, D]
+                return pol.transport(obs.expand(len(eps), -1), eps.float().reshape(-1, H, d), steps=steps).reshape(len(eps), D)
+
+            eps = torch.randn((b["n_samples"], D), generator=g)
+            with torch.no_grad():
+                a = f(eps)
+            lab = assign_modes(a, centers, radius)
+            mass = np.bincount(lab[lab >= 0], minlength=model.K)[: model.K] / len(lab)
+            bridge = float((lab < 0).mean())
+            start, end = random_segments(D, b["n_segments"], seed=seed + 1 + i)
+            prof = segment_profile(f, start, end, n_points=b["n_points"], centers=centers, radius=radius)
+            cross = prof.crosses
+            # where the map is steep: samples that landed in the bridge, and the off-support points of
+            # crossing segments (inside the transitions); up to n_jac of each
+            seg_idx, pt_idx = np.nonzero((prof.labels < 0) & cross[:, None])
+            pick = np.linspace(0, len(seg_idx) - 1, min(len(seg_idx), b["n_jac"])).round().astype(int)
+            t = torch.linspace(0, 1, b["n_points"])[pt_idx[pick]][:, None]
+            on_segments = start[seg_idx[pick]] + t * (end[seg_idx[pick]] - start[seg_idx[pick]])
+            steep = torch.cat([eps[np.flatnonzero(lab < 0)[: b["n_jac"]]], on_segments])
+            # power iteration at n_jac random base points and at the steep ones, in one batched call
+            # (3 iterations: the stretch is dominated by one direction)
+            both = jacobian_spectral_norm(f, torch.cat([eps[: b["n_jac"]], steep]), n_iter=3, generator=g).numpy()
+            jac, jac_b = both[: b["n_jac"]], (both[b["n_jac"]:] if len(steep) else np.zeros(1))
+            L_hat = float(max(jac.max(), jac_b.max(), prof.max_stretch.max()))
+            h = prof.base_length / (b["n_points"] - 1)  # grid step along each segment
+            widths = (prof.off_length + h)[cross]  # base length from the last point in one mode to the first in the next
+            floors = model.gap / prof.max_stretch[cross]
+            seg_width.append(widths)
+            seg_floor.append(floors)
+            hi = float(wilson_interval(int((lab < 0).sum()), len(lab))[1])
+            for k, v in (("mass", mass), ("bridge", bridge), ("bridge_hi", hi), ("floor", bridge_floor(mass, model.gap, L_hat)),
+                         ("implied_L", implied_lipschitz(mass, model.gap, bridge)),
+                         ("L_jac_median", float(np.median(jac))), ("L_jac_max", float(jac.max())),
+                         ("L_jac_bridge", float(jac_b.max())), ("L_seg", float(prof.max_stretch.max())),
+                         ("L_hat", L_hat), ("width", float(np.median(widths)) if len(widths) else math.nan),
+                         ("width_floor", float(np.median(floors)) if len(floors) else math.nan),
+                         ("crossing", float(cross.mean()))):
+                out[k].append(v)
+            if i == 0:
+                plot["samples"], plot["labels"] = a.reshape(-1, H, d), lab
+                if cross.any():
+                    j = int(np.flatnonzero(cross)[0])
+                    t = torch.linspace(0, 1, b["n_points"])[:, None]
+                    with torch.no_grad():
+                        path = f(start[j] + t * (end[j] - start[j])).double().numpy()  # [P, D]
+                    step = float((end[j] - start[j]).norm()) / (b["n_points"] - 1)
+                    plot["path"] = path.reshape(-1, H, d)
+                    plot["path_labels"] = prof.labels[j]
+                    plot["path_stretch"] = np.linalg.norm(np.diff(path, axis=0), axis=1) / step
+    arr = {k: np.array(v, dtype=float) for k, v in out.items()}
+    return BridgeStats(model.family, model.K, model.delta_c, model.gap, steps, obs_all, seg_width=np.concatenate(seg_width),
+                       seg_floor=np.concatenate(seg_floor), **arr, **plot)
+
+
+# ---------------------------------------------------------------------------------------
+# the chapter's sweep
+# ---------------------------------------------------------------------------------------
+def sweep(
+    models: Sequence[tuple[str, int, float]] = MODELS, steps: Sequence[int] | None = None, seed: int = 0,
+    profile: str | None = None, progress: bool | None = None,
+) -> tuple[dict[tuple[str, int, float], Model], dict[tuple[str, int, float, int], BridgeStats]]:
+    """Train every ``(family, K, Δ_c)`` in ``models`` and measure it at every sampler step count
+    (default: the profile's ``sampler_steps``; Euler steps for flow, DDIM steps for diffusion).
+
+    Returns ``(trained, stats)``: ``trained[(family, K, Δ_c)]`` is the :class:`Model`,
+    ``stats[(family, K, Δ_c, steps)]`` its :class:`BridgeStats`."""
+    steps = budget("bridges", profile)["sampler_steps"] if steps is None else steps
+    trained, stats = {}, {}
+    bar = tqdm(list(models), desc="bridges sweep", disable=not progress_enabled(progress))
+    for family, K, delta in bar:
+        key = (family, int(K), float(delta))
+        trained[key] = fit(family, K, delta, seed=seed, profile=profile, progress=False)
+        for s in steps:
+            stats[(*key, int(s))] = measure(trained[key], int(s), seed=seed, profile=profile)
+    return trained, stats
+
+
+def summary(stats: dict[tuple[str, int, float, int], BridgeStats]) -> list[dict[str, float]]:
+    """One tidy row per (model, steps): averages over the observations."""
+    return [s.row() for s in stats.values()]
+
+
+# ---------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------
+def plot_crossing(st: BridgeStats) -> plt.Figure:
+    """Left: samples at the first observation (colour: mode; red: in no mode). Middle: one base
+    segment whose ends land in two modes — the image's lateral position at the last chunk step,
+    coloured by mode. Right: the stretch ‖Δa‖/‖Δε‖ along it, with L̂ and the median Jacobian."""
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(11.5, 3.2), gridspec_kw={"width_ratios": [1.1, 1, 1]})
+    fork = st.obs.shape[1] == 1  # fork: draw chunks relative to the observation; ring: the y coordinate
+    plot_chunks(ax1, st.samples, st.labels, offset=st.obs[:1, 0].expand(len(st.samples)) if fork else None, alpha=0.25)
+    ax1.set_ylabel("lateral position − s" if fork else "y")
+    ax1.set_title(f"{st.family}, {st.steps} steps: bridge {st.bridge[0]:.1%} (floor {st.floor[0]:.1%})", fontsize=9)
+    if st.path is not None:
+        t = np.linspace(0, 1, len(st.path_labels))
+        y = st.path[:, -1, -1] - (float(st.obs[0, 0]) if fork else 0.0)
+        ax2.plot(t, y, color="0.7", lw=1)
+        for k in np.unique(st.path_labels):
+            sel = st.path_labels == k
+            ax2.scatter(t[sel], y[sel], s=6, color=mode_color(int(k)), zorder=2)
+        ax2.set(xlabel="position along the base segment", ylabel="last step − s" if fork else "last step, y",
+                title="one base segment between two modes")
+        tm = 0.5 * (t[1:] + t[:-1])
+        ax3.semilogy(tm, np.maximum(st.path_stretch, 1e-3), color="k", lw=1)
+        ax3.axhline(st.L_hat[0], color=OFF_SUPPORT_COLOR, ls="--", lw=1, label=f"L̂ = {st.L_hat[0]:.1f}")
+        ax3.axhline(st.L_jac_median[0], color="C0", ls=":", lw=1.2, label=f"median ‖J‖ = {st.L_jac_median[0]:.2f}")
+        ax3.set(xlabel="position along the base segment", ylabel="stretch ‖Δa‖/‖Δε‖", title="where the map stretches")
+        ax3.legend(fontsize=8, loc="upper right")
+    else:
+        for ax in (ax2, ax3):
+            ax.text(0.5, 0.5, "no segment crossed between two modes", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def _pos(values) -> list[float]:
+    """Values for a log axis: non-positive or undefined ones become gaps (NaN)."""
+    return [v if (v is not None and np.isfinite(v) and v > 0) else math.nan for v in values]
+
+
+def _select(stats, family: str, K: int, delta: float) -> list[BridgeStats]:
+    return sorted((s for (f, k, dl, _), s in stats.items() if (f, k, dl) == (family, K, float(delta))),
+                  key=lambda s: s.steps)
+
+
+def plot_steps(stats: dict, K: int = 2, delta: float = 3.0, families: Sequence[str] = ("flow", "diffusion")) -> plt.Figure:
+    """The chapter's main figure, against the number of sampler steps: (a) Lipschitz estimates,
+    (b) bridge mass with the isoperimetric floor at L̂, (c) transition width against Δ/L̂_seg."""
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.5))
+    marks = {"flow": ("o", "-"), "diffusion": ("s", "--")}
+    for fam in families:
+        rows = [s.row() for s in _select(stats, fam, K, delta)]
+        if not rows:
+            continue
+        S = [r["steps"] for r in rows]
+        mk, ls = marks.get(fam, ("^", ":"))
+        ax1.plot(S, _pos(r["L_hat"] for r in rows), mk + ls, color="k", label=f"{fam}: L̂ (max of all)")
+        ax1.plot(S, _pos(r["L_jac_median"] for r in rows), mk + ls, color="C0", mfc="none", label=f"{fam}: median ‖J‖")
+        ax1.plot(S, _pos(r["implied_L"] for r in rows), mk, color=OFF_SUPPORT_COLOR, mfc="none", ms=9,
+                 label=f"{fam}: L implied by b̂")
+        ax2.plot(S, _pos(r["bridge"] for r in rows), mk + ls, color=OFF_SUPPORT_COLOR, label=f"{fam}: bridge b̂")
+        ax2.plot(S, _pos(r["floor"] for r in rows), mk + ls, color="C0", mfc="none", label=f"{fam}: floor at L̂")
+        ax3.plot(S, _pos(r["width"] for r in rows), mk + ls, color="k", label=f"{fam}: width (median)")
+        ax3.plot(S, _pos(r["width_floor"] for r in rows), mk + ls, color="C0", mfc="none", label=f"{fam}: Δ/L̂_seg (median)")
+    for ax in (ax1, ax2, ax3):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sampler steps")
+    ax1.set(yscale="log", ylabel="task units per base unit", title=f"(a) Lipschitz estimates (fork K={K}, Δc={delta:g})")
+    ax2.set(yscale="log", ylabel="mass in no mode", title="(b) bridge mass and its floor")
+    ax3.set(yscale="log", ylabel="base length", title="(c) transition width on crossing segments")
+    for ax in (ax1, ax2, ax3):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_modes_sweep(stats: dict, family: str = "flow", base: tuple[int, float] = (2, 3.0)) -> plt.Figure:
+    """Bridge mass (filled) and its floor at L̂ (open, dashed) against sampler steps, one colour per
+    K at Δc = base Δc (left) and per Δc at K = base K (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    models = {(k, dl) for (f, k, dl, _) in stats if f == family}
+    groups = [("K", sorted({k for k, dl in models if dl == base[1]}), lambda v: (v, base[1]), f"Δc = {base[1]:g}"),
+              ("Δc", sorted({dl for k, dl in models if k == base[0]}), lambda v: (base[0], v), f"K = {base[0]}")]
+    for ax, (name, values, key, fixed) in zip(axes, groups):
+        for i, v in enumerate(values):
+            rows = [s.row() for s in _select(stats, family, *key(v))]
+            S = [r["steps"] for r in rows]
+            c = f"C{i}"
+            ax.plot(S, _pos(r["bridge"] for r in rows), "o-", color=c, ms=7 - i, label=f"{name} = {v:g}: bridge")
+            ax.plot(S, _pos(r["floor"] for r in rows), "v--", color=c, mfc="none", ms=8, label=f"{name} = {v:g}: floor at L̂")
+        ax.set(xscale="log", yscale="log", xlabel="sampler steps", title=f"{family}, {fixed}")
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=7, ncol=1)
+    axes[0].set_ylabel("mass in no mode")
+    fig.tight_layout()
+    return fig
+
+
+def plot_floor_check(stats: dict) -> plt.Figure:
+    """Every (model, sampler steps): the measured bridge mass against the isoperimetric floor at L̂.
+    Gaussian isoperimetry says every point lies on or above the diagonal."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    marks = {"flow": "o", "diffusion": "s"}
+    seen, lo = set(), 1.0
+    for s in stats.values():
+        r = s.row()
+        if not (np.isfinite(r["floor"]) and r["floor"] > 0):
+            continue
+        lo = min(lo, r["floor"], r["bridge"] if r["bridge"] > 0 else 1.0)
+        lab = f"{r['family']} K={r['K']}, Δc={r['delta_c']:g}"
+        color = f"C{sorted({(m.K, m.delta_c) for m in stats.values()}).index((s.K, s.delta_c))}"
+        ax.scatter(r["floor"], r["bridge"], marker=marks.get(r["family"], "^"), s=16 + 4 * np.log2(r["steps"]) ** 2,
+                   color=color, alpha=0.8, label=None if lab in seen else lab,
+                   facecolors="none" if r["family"] == "diffusion" else color)
+        seen.add(lab)
+    lim = (lo / 2, 1.5)
+    ax.plot(lim, lim, "k-", lw=1, label="bridge = floor")
+    ax.set(xlim=lim, ylim=lim)
+    ax.set(xscale="log", yscale="log", xlabel="isoperimetric floor at L̂", ylabel="measured bridge mass b̂",
+           title="every trained map is above its floor (marker size: steps)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_widths(stats: dict, family: str = "flow", K: int = 2, delta: float = 3.0) -> plt.Figure:
+    """Every crossing segment of one model, all step counts: transition width (off-support base
+    length + one grid step) against Δ/L̂_seg (that segment's max stretch). The lemma: every
+    point lies on or above the diagonal."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    sel = _select(stats, family, K, delta)
+    lo, hi = np.inf, 0.0
+    for i, s in enumerate(sel):
+        if len(s.seg_width) == 0:
+            continue
+        ax.scatter(s.seg_floor, s.seg_width, s=14, color=plt.cm.viridis(i / max(1, len(sel) - 1)), label=f"{s.steps} steps",
+                   alpha=0.8)
+        pos = s.seg_width[s.seg_width > 0]
+        lo, hi = min(lo, s.seg_floor.min(), pos.min() if len(pos) else np.inf), max(hi, s.seg_floor.max(), s.seg_width.max())
+    if np.isfinite(lo):
+        x = np.geomspace(lo / 2, hi * 2, 50)
+        ax.plot(x, x, "k-", lw=1, label="width = Δ/L̂_seg")
+    ax.set(xscale="log", yscale="log", xlabel="Δ / L̂_seg  (gap over the segment's max stretch)",
+           ylabel="transition width (base length)", title=f"{family} K={K}, Δc={delta:g}: transition widths")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,104 @@
+"""Chapter 3's claims, checked on the experiment functions the notebook calls (fast profile)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mbc_lib import tasks, theory
+from mbc_lib.experiments import latent
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return latent.beta_sweep(ratios=(0.1, 1.5), seed=0, profile="fast", progress=False)
+
+
+@pytest.fixture(scope="module")
+def acts():
+    return latent.act_comparison(kl_weights=(10.0, 0.05), seed=0, profile="fast", progress=False)
+
+
+def test_predicted_threshold_is_the_closed_form_for_the_policys_loss_scaling():
+    fork = tasks.make("fork", **latent.FORK)
+    norm = fork.dataset(2048, seed=1).normalizer()
+    th = latent.predicted_thresholds(fork, norm)
+    std = float(norm.act_std[0])
+    dn, sn = fork.delta / std, fork.sigma / std
+    assert th.n == fork.chunk_len and math.isclose(th.delta_n, dn, rel_tol=1e-5)
+    # equal weights, two modes: v' = Var along the line = σ_n² + Δ_n²/4, and β* = 2v'/n (T = β, σ_d² = n/2)
+    assert math.isclose(th.beta_star, 2 * (sn**2 + dn**2 / 4) / th.n, rel_tol=1e-5)
+    assert math.isclose(th.beta_local, th.beta_star, rel_tol=1e-6)  # strictly sub-Gaussian: no jump
+    assert math.isclose(th.beta_hard, (dn**2 / 4) / (th.n * math.log(2)), rel_tol=1e-5)
+    assert th.beta_star / th.beta_hard > 2 * math.log(2)  # the naive estimate is NOT the threshold
+    assert 0.5 < th.beta_star < 0.6  # the number the chapter quotes (σ_a ≈ 0.68)
+
+
+def test_latent_keeps_the_modes_below_beta_star_and_collapses_above(sweep):
+    low, high = (sweep.evals[r].scalars() for r in (0.1, 1.5))
+    assert low["mutual_information"] > 0.5 and low["rho"] < 0.1 and low["modes_reached"] == 2
+    assert high["mean_kl"] < 0.02 and abs(high["mutual_information"]) < 0.02
+    # collapsed L2 decoder = the conditional mean, which for two symmetric branches is in neither
+    assert high["modes_reached"] == 0 and high["off_support_prior"] > 0.95 and high["rho"] > 0.4
+    # Fano: the information the latent carries is at least B_ρ̂ (up to the estimator's slack)
+    for s in (low, high):
+        assert s["mutual_information"] >= s["fano"] - 0.05
+
+
+def test_kl_split_sums_to_the_policys_own_mean_kl(sweep):
+    ev = sweep.evals[0.1]
+    pol = sweep.policies[0.1]
+    with torch.no_grad():
+        direct = float(pol.kl(ev.obs, ev.chunks).mean())
+    sp = ev.split
+    assert math.isclose(sp.mean_kl, direct, rel_tol=1e-4, abs_tol=1e-5)
+    assert math.isclose(sp.mutual_information + sp.marginal_kl, sp.mean_kl, rel_tol=1e-9, abs_tol=1e-9)
+    assert sp.mutual_information <= sp.log_n_cap + 1e-9
+    # with the modes coded, Î is close to H(π) = ln 2, and the marginal KL is clearly positive
+    assert abs(sp.mutual_information - math.log(2)) < 0.1 and sp.marginal_kl > 0.05
+
+
+def test_optimal_rate_vanishes_at_beta_star_not_at_beta_hard():
+    centers, weights = [-2.0, 2.0], [0.5, 0.5]
+    star, hard = theory.critical_beta(centers, weights, 1.0), theory.beta_hard(centers, weights, 1.0)
+    rows = latent.rate_curve(centers, weights, 1.0, 1.0, betas=[hard, 0.9 * star, 1.05 * star])
+    assert rows[0]["rate"] > 0.3 and rows[1]["rate"] > 0.02 and rows[2]["rate"] < 1e-3
+    assert all(r["fano"] <= r["rate"] + 1e-6 for r in rows)
+
+
+def test_act_weight_kills_the_latent_and_z0_decodes_between_the_branches(acts):
+    dead, alive = acts[10.0].eval, acts[0.05].eval
+    assert dead.split.mean_kl < 0.02
+    assert alive.split.mutual_information > 0.5 and alive.modes_reached() == 2
+    assert float((alive.zero_labels < 0).float().mean()) >= 0.5
+    # z = 0 decodes to one deterministic chunk: every "prior" sample of a z = 0 policy is that chunk
+    assert torch.allclose(acts[0.05].policy.sample(alive.states[:, None], 3)[:, 0], alive.zero_chunks, atol=1e-6)
+
+
+def test_act_scaling_numbers():
+    fork = tasks.make("fork", **latent.FORK)
+    out = latent.act_scaling(fork, fork.dataset(1024, seed=0).normalizer(), kl_weight=10.0)
+    assert out["temperature"] == 80.0 and out["n"] == 8
+    assert out["beta_hard_l1"] < 1.0 < 10.0  # kl_weight is far above the hard-code estimate
+    assert out["beta_local_l1"] > 1e6  # the median sits in a gap: the local L1 threshold is useless
+    assert 0 <= out["max_gain"] < 0.02
+
+
+def test_nearest_mode_ignores_the_radius():
+    fork = tasks.make("fork", **latent.FORK)
+    obs = torch.zeros(3, 1)
+    centers = fork.modes(obs).centers  # [3, 2, H, 1]
+    chunks = torch.stack([centers[0, 0] * 0.6, centers[1, 1] * 0.6, centers[2, 1]])  # off-support, off, on
+    assert latent.nearest_mode(fork, obs, chunks).tolist() == [0, 1, 1]
+    assert fork.assign(obs, chunks).tolist()[:2] == [-1, -1]
+
+
+def test_sweep_plots(sweep):
+    import matplotlib.pyplot as plt
+
+    for fig in (latent.plot_sweep(sweep, latent.sweep_rate_curve(sweep, n_points=5)), latent.plot_beta(sweep, 0.1)):
+        assert len(fig.axes) == 2
+        plt.close(fig)
+    rows = latent.summary(sweep)
+    assert [r["ratio"] for r in rows] == [0.1, 1.5]
+    assert np.isclose(rows[0]["beta"], 0.1 * sweep.thresholds.beta_star)

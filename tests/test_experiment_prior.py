@@ -1,0 +1,87 @@
+"""Chapter 4's claims, checked on the experiment functions the notebook calls (fast profile)."""
+import math
+
+import pytest
+import torch
+from scipy.stats import norm
+
+from mbc_lib import diagnostics
+from mbc_lib.experiments import prior_coverage as pc
+
+
+@pytest.fixture(scope="module")
+def results():
+    return pc.compare(names=("weak KL", "learned prior", "MMD (WAE)", "ACT (L1, z=0)"), seed=0, profile="fast",
+                      progress=False)
+
+
+def test_aggregate_ratio_against_exact_answers():
+    g = torch.Generator().manual_seed(0)
+    # q̄ = p: no holes, TV = 0
+    out = pc.aggregate_ratio(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1), generator=g)
+    assert out["hole_0.1"] == 0 and out["tv"] < 1e-12
+    # q̄ = N(3, 1), p = N(0, 1): TV = 2Φ(1.5) − 1; r(z) = exp(3z − 4.5) < ε  ⇔  z < (4.5 + ln ε)/3
+    out = pc.aggregate_ratio(torch.full((1, 1), 3.0), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1),
+                             eps=(0.1, 0.5), n_prior=20000, generator=g)
+    assert abs(out["tv"] - (2 * norm.cdf(1.5) - 1)) < 0.01
+    for e in (0.1, 0.5):
+        exact = norm.cdf((4.5 + math.log(e)) / 3)
+        assert abs(out[f"hole_{e:g}"] - exact) < 0.015
+        assert out[f"hole_{e:g}_low"] <= exact <= out[f"hole_{e:g}_high"]
+        assert out[f"hole_{e:g}"] <= out["tv"] / (1 - e)
+    with pytest.raises(ValueError, match="eps"):
+        pc.aggregate_ratio(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1), eps=(1.5,))
+
+
+def test_hole_mass_agrees_with_the_diagnostics_estimator(results):
+    ev = results["weak KL"].eval
+    rows = ev.groups == 0
+    args = (ev.mu[rows], ev.logvar[rows], ev.mu_p[rows][0], ev.logvar_p[rows][0])
+    ours = pc.aggregate_ratio(*args, eps=(0.5,), n_prior=8192, generator=torch.Generator().manual_seed(1))
+    lib = diagnostics.hole_mass(*args, eps=0.5, n_prior=8192, generator=torch.Generator().manual_seed(2))
+    assert abs(ours["hole_0.5"] - lib["hole_mass"]) < 0.03
+
+
+def test_bounds_hold_on_every_variant(results):
+    for r in pc.summary(results):
+        assert r["off_support_prior"] <= r["off_support_bound"] + 0.03, r["variant"]  # TV(D#p, D#q̄) ≤ TV(p, q̄)
+        for e in (0.1, 0.5):
+            assert r[f"hole_{e:g}"] <= r[f"hole_{e:g}_bound"] + 1e-12, r["variant"]
+        assert r["tv"] <= r["pinsker"] + 0.05, r["variant"]  # Pinsker with the (upward-biased) marginal KL
+
+
+def test_prior_coverage_claims(results):
+    rows = {r["variant"]: r for r in pc.summary(results)}
+    weak, learned, mmd, act = rows["weak KL"], rows["learned prior"], rows["MMD (WAE)"], rows["ACT (L1, z=0)"]
+    # deployment is worse than reconstruction, though both modes are reached
+    assert weak["off_support_prior"] > max(3 * weak["off_support_posterior"], weak["off_support_posterior"] + 0.05)
+    assert min(weak["c_0"], weak["c_1"]) > 0.25
+    # the damage is where q̄ is thin, not absent
+    assert weak["hole_0.1"] < 0.15 < 0.25 < weak["hole_0.5"]
+    # a Gaussian learned prior cannot fit two clouds: the holes stay
+    assert learned["hole_0.5"] > 0.2 and abs(learned["tv"] - weak["tv"]) < 0.1
+    # aggregate matching narrows q̄ vs p, and pays with bridge chunks in reconstruction
+    assert mmd["tv"] < weak["tv"] - 0.03 and mmd["off_support_posterior"] > weak["off_support_posterior"]
+    # ACT's z = 0 decodes between the branches
+    assert act["zero_off_support"] >= 0.5
+
+
+def test_decoded_map_matches_z0_and_the_posterior_clouds(results):
+    res = results["ACT (L1, z=0)"]
+    m = pc.decoded_map(res, state=0, lim=3.0, n=61)
+    assert m["labels"].shape == (61, 61) and set(m["labels"].ravel()) <= {-1, 0, 1}
+    assert m["labels"][30, 30] == int(res.eval.zero_labels[0])  # the centre pixel is z = 0
+    assert {0, 1} <= set(m["labels"].ravel())  # both branches are somewhere in the plane
+    # posterior means are typical-ish under the prior, z = 0 has percentile 0
+    assert 0.05 < float(torch.as_tensor(res.typicality.chi2_cdf).median()) < 0.95
+    assert diagnostics.prior_typicality(torch.zeros(1, 2)).chi2_cdf[0] == 0.0
+
+
+def test_plots_and_errors(results):
+    import matplotlib.pyplot as plt
+
+    for fig in (pc.plot_coverage(results), pc.plot_typicality(results), pc.plot_latent_map(results["MMD (WAE)"], 0.5)):
+        assert fig.axes
+        plt.close(fig)
+    with pytest.raises(ValueError, match="unknown variant"):
+        pc.fit_variant("VampPrior")
