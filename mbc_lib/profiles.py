@@ -65,7 +65,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "fast": dict(n_demos=2048, steps=500, width=64, depth=2, batch_size=256, lr=1e-2, sampler_steps=(1, 2, 4, 8, 16),
                      n_obs=1, n_samples=512, n_segments=24, n_points=129, n_jac=32),
         "standard": dict(n_demos=8192, steps=3000, width=128, depth=3, batch_size=256, lr=3e-3,
-                         sampler_steps=(1, 2, 4, 8, 16, 32), n_obs=4, n_samples=4096, n_segments=64, n_points=257,
+                         sampler_steps=(1, 2, 4, 8, 16, 32), n_obs=2, n_samples=4096, n_segments=64, n_points=257,
                          n_jac=128),
         "full": dict(n_demos=16384, steps=8000, width=256, depth=3, batch_size=512, lr=1e-3,
                      sampler_steps=(1, 2, 4, 8, 16, 32, 64), n_obs=8, n_samples=4096, n_segments=256, n_points=513,
