@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import averaging, bridges, latent, prior_coverage, transport
+from ..profiles import profile as active_profile
+from . import averaging, bridges, cache, latent, prior_coverage, transport
 
-__all__ = ["EXPERIMENTS", "run", "averaging", "latent", "prior_coverage", "transport", "bridges"]
+__all__ = ["EXPERIMENTS", "run", "cache", "averaging", "latent", "prior_coverage", "transport", "bridges"]
 
 
 def _averaging(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
@@ -46,8 +47,19 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
 }
 
 
-def run(name: str, profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Run experiment ``name`` and return its summary rows."""
+def run(name: str, profile: str | None = None, seed: int = 0, use_cache: bool = False) -> list[dict[str, Any]]:
+    """Run experiment ``name`` and return its summary rows.
+
+    With ``use_cache=True`` a table stored by an earlier run of the same library source,
+    profile and seed (:mod:`mbc_lib.experiments.cache`) is returned instead of recomputing,
+    and a computed table is stored for next time.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(sorted(EXPERIMENTS))}")
-    return EXPERIMENTS[name](profile=profile, seed=seed)
+    prof = active_profile() if profile is None else profile
+    if use_cache and (rows := cache.load(name, prof, seed)) is not None:
+        return rows
+    rows = EXPERIMENTS[name](profile=prof, seed=seed)
+    if use_cache:
+        cache.store(name, rows, prof, seed)
+    return rows

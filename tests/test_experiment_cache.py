@@ -1,0 +1,57 @@
+"""The results cache: atomic JSON tables keyed by experiment, profile, seed and library source."""
+import json
+
+import numpy as np
+import pytest
+
+from mbc_lib import experiments
+from mbc_lib.experiments import cache
+
+
+@pytest.fixture()
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_store_then_load_round_trips_and_cleans_numpy(cache_dir):
+    rows = [{"family": "flow", "coverage": np.float32(0.5), "K": np.int64(3), "gap": float("nan")}]
+    path = cache.store("demo", rows, "fast", seed=1)
+    assert path.parent == cache_dir and not list(cache_dir.glob("*.tmp"))
+    assert cache.load("demo", "fast", seed=1) == [{"family": "flow", "coverage": 0.5, "K": 3, "gap": None}]
+    assert cache.load("demo", "fast", seed=2) is None and cache.load("demo", "standard", seed=1) is None
+
+
+def test_a_table_from_other_library_source_is_not_reused(cache_dir):
+    path = cache.store("demo", [{"x": 1}], "fast")
+    payload = json.loads(path.read_text())
+    payload["source"] = "0" * 12
+    path.write_text(json.dumps(payload))
+    assert cache.load("demo", "fast") is None
+
+
+def test_failed_store_leaves_nothing_behind(cache_dir):
+    with pytest.raises(TypeError, match="numbers and strings"):
+        cache.store("demo", [{"model": object()}], "fast")
+    assert not list(cache_dir.iterdir())
+
+
+def test_cache_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("MBC_CACHE", "off")
+    assert cache.store("demo", [{"x": 1}], "fast") is None and cache.load("demo", "fast") is None
+
+
+def test_run_uses_the_cache_only_when_asked(cache_dir, monkeypatch):
+    calls = []
+
+    def fake(profile=None, seed=0):
+        calls.append((profile, seed))
+        return [{"value": len(calls)}]
+
+    monkeypatch.setitem(experiments.EXPERIMENTS, "fake", fake)
+    assert experiments.run("fake", profile="fast", use_cache=True) == [{"value": 1}]
+    assert experiments.run("fake", profile="fast", use_cache=True) == [{"value": 1}]  # from disk
+    assert experiments.run("fake", profile="fast") == [{"value": 2}]  # recomputed
+    assert calls == [("fast", 0), ("fast", 0)]
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.run("nope")
