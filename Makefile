@@ -1,7 +1,7 @@
 # The two commands of the course:
 #   make book   — set up .venv from scratch and build the executed book into _build/html
 #   make test   — set up the same .venv and run the whole test suite (unit tests, notebooks, built book)
-# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make sync-setup, make clean.
+# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make sync-setup, make clean.
 
 PYTHON     ?= python3
 VENV       ?= .venv
@@ -17,7 +17,7 @@ STAMP      := $(VENV)/.mbc-installed
 # (standard on CPU, full on CUDA) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: setup book book-fast test unit bench exercises sync-setup clean
+.PHONY: setup book book-fast test unit bench bench-book exercises sync-setup clean
 
 setup: $(STAMP)
 
@@ -44,8 +44,13 @@ test: $(STAMP) book-fast
 unit: $(STAMP)
 	MBC_PROFILE=fast MBC_PROGRESS=0 $(BIN)/python -m pytest tests notebooks solutions --nbval-lax -p no:cacheprovider
 
+# speed tables (never run by CI); the notebook/book timings take long: make bench-book
 bench: $(STAMP)
-	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	@for f in $(filter-out benchmarks/notebook_times.py,$(wildcard benchmarks/*.py)); do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+bench-book: $(STAMP)
+	$(BIN)/python benchmarks/notebook_times.py
 
 # exercises/ is generated from solutions/ (never edit it by hand)
 exercises: $(STAMP)

@@ -38,7 +38,7 @@ from ..profiles import budget
 from ..train import History, progress_enabled, train
 
 __all__ = [
-    "FORK", "Thresholds", "predicted_thresholds", "act_scaling", "fit_cvae", "LatentEval", "evaluate",
+    "FORK", "Thresholds", "predicted_thresholds", "act_scaling", "fit_cvae", "fit_cvaes", "LatentEval", "evaluate",
     "nearest_mode", "BetaSweep", "beta_sweep", "summary", "rate_curve", "sweep_rate_curve", "plot_rate_curve",
     "plot_sweep", "plot_beta", "ActResult", "act_comparison", "plot_act",
 ]
@@ -143,6 +143,26 @@ def fit_cvae(
     history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], lr=b["lr"], seed=seed,
                     progress=progress, desc=desc)
     return policy.cpu(), history
+
+
+def fit_cvaes(
+    task: tasks.Task, data: ChunkDataset, b: dict, configs: Sequence[dict], seed: int | Sequence[int] = 0,
+    progress: bool | None = None, keys: Sequence | None = None,
+) -> tuple[dict, dict]:
+    """:func:`fit_cvae` for many ``configs`` that differ only in scalars (β, free bits, β warm-up),
+    trained as one stacked model by :func:`mbc_lib.batched.train_batched`. ``seed`` is one seed or
+    one per config. Returns ``({key: policy}, {key: history})`` keyed by ``keys`` (default: index);
+    the policies end on the CPU."""
+    from ..batched import train_batched
+
+    seeds = [seed] * len(configs) if isinstance(seed, int) else list(seed)
+    keys = list(range(len(configs))) if keys is None else list(keys)
+    pols = [policies.make("cvae", obs_dim=task.obs_dim, action_dim=task.action_dim, chunk_len=task.chunk_len,
+                          latent_dim=b["latent_dim"], width=b["width"], depth=b["depth"], seed=s, **c)
+            for c, s in zip(configs, seeds)]
+    hists = train_batched(pols, data, steps=b["steps"], batch_size=b["batch_size"], lr=b["lr"], seed=seeds,
+                          progress=progress, desc=f"{len(pols)} cvaes (batched)")
+    return {k: p.cpu() for k, p in zip(keys, pols)}, dict(zip(keys, hists))
 
 
 def nearest_mode(task: tasks.Task, obs: Tensor, chunks: Tensor) -> Tensor:
@@ -265,12 +285,14 @@ class BetaSweep:
 
 def beta_sweep(
     ratios: Sequence[float] | None = None, seed: int = 0, profile: str | None = None, progress: bool | None = None,
-    **task_config,
+    batched: bool = True, **task_config,
 ) -> BetaSweep:
     """Train one L2 CVAE per β = ratio·β* on the fork (``FORK``, overridable by ``task_config``).
 
     β* is predicted first from the dataset's normalisation (:func:`predicted_thresholds`), so
     the grid sits where the theory says the latent dies. ``ratios`` default to the profile's.
+    ``batched`` trains all β in one stacked run (:func:`mbc_lib.batched.train_batched`, the
+    same models as ``batched=False``'s one-by-one :func:`fit_cvae` up to float rounding).
     """
     b = budget("latent", profile)
     task = tasks.make("fork", **{**FORK, **task_config})
@@ -278,9 +300,14 @@ def beta_sweep(
     th = predicted_thresholds(task, data.normalizer())
     ratios = sorted(b["ratios"] if ratios is None else ratios)
     betas, pols, hists, evals = {}, {}, {}, {}
-    for r in tqdm(ratios, desc="β sweep", disable=not progress_enabled(progress)):
+    for r in ratios:
         betas[r] = float(r * th.beta_star)
-        pols[r], hists[r] = fit_cvae(task, data, b, seed=seed, progress=False, beta=betas[r], recon="l2")
+    if batched:  # one stacked run for the whole sweep: same results as fit_cvae per β, to float tolerance
+        pols, hists = fit_cvaes(task, data, b, [dict(beta=betas[r], recon="l2") for r in ratios], seed=seed,
+                                progress=progress, keys=ratios)
+    for r in tqdm(ratios, desc="β sweep", disable=not progress_enabled(progress)):
+        if not batched:
+            pols[r], hists[r] = fit_cvae(task, data, b, seed=seed, progress=False, beta=betas[r], recon="l2")
         evals[r] = evaluate(pols[r], task, seed=seed, n_states=b["n_states"], n_per_state=b["n_per_state"],
                             n_prior=b["n_prior"])
     return BetaSweep(task, th, betas, pols, hists, evals)
@@ -436,8 +463,11 @@ def act_comparison(
     task = tasks.make("fork", **FORK)
     data = task.dataset(b["n_demos"], seed=seed)
     out = {}
-    for w in tqdm(kl_weights, desc="ACT", disable=not progress_enabled(progress)):
-        pol, hist = fit_cvae(task, data, b, seed=seed, progress=False, beta=float(w), recon="l1", decode_from="zero")
+    ws = [float(w) for w in kl_weights]  # the models differ only in β: one batched run
+    pols, hists = fit_cvaes(task, data, b, [dict(beta=w, recon="l1", decode_from="zero") for w in ws], seed=seed,
+                            progress=progress, keys=ws)
+    for w in tqdm(ws, desc="ACT", disable=not progress_enabled(progress)):
+        pol, hist = pols[w], hists[w]
         out[float(w)] = ActResult(float(w), pol, hist,
                                   evaluate(pol, task, seed=seed, n_states=b["n_states"], n_per_state=b["n_per_state"],
                                            n_prior=b["n_prior"]))

@@ -135,8 +135,10 @@ class DiffusionPolicy(Policy):
     ) -> Tensor:
         """Run the sampler from x_T = ``x [B, n]`` (normalised) to x₀ ``[B, n]``."""
         ks = self.timesteps(steps)
-        for k, k_prev in zip(ks[:-1], ks[1:]):
-            kk = torch.full((x.shape[0],), k, device=x.device, dtype=torch.long)  # [B]
+        # the step indices, allocated once (no per-step host scalars: CUDA-graph friendly), [S, B]
+        kks = torch.tensor(ks[:-1], device=x.device, dtype=torch.long)[:, None].expand(len(ks) - 1, x.shape[0])
+        for i, (k, k_prev) in enumerate(zip(ks[:-1], ks[1:])):
+            kk = kks[i]  # [B]
             eps, x0 = self._predict(obs, x, kk)  # [B, n] each
             ab, ab_prev = self.alpha_bar[k], self.alpha_bar[k_prev]
             sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()

@@ -82,8 +82,10 @@ class FlowPolicy(Policy):
         if solver not in ("euler", "heun"):
             raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
         dt = 1.0 / S
+        # the time grid, allocated once (no per-step host scalars: CUDA-graph friendly), [S, B]
+        grid = torch.tensor([i * dt for i in range(S)], device=x.device)[:, None].expand(S, x.shape[0])
         for i in range(S):
-            t = torch.full((x.shape[0],), i * dt, device=x.device)  # [B]
+            t = grid[i]  # [B]
             v = self.velocity(obs, x, t)  # [B, n]
             if solver == "euler":
                 x = x + dt * v
