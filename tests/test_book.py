@@ -1,28 +1,18 @@
 """The book's sources and, when built, the HTML a reader sees.
 
-The built-book checks run when ``_build/html`` exists; with ``MBC_REQUIRE_BUILT_BOOK=1``
+The built-book checks run when ``_build/html`` (or ``$MBC_BOOK_HTML``) exists; with ``MBC_REQUIRE_BUILT_BOOK=1``
 (set by ``make test``, which builds the book first) a missing build is a failure.
 """
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-def _toc_files() -> list[str]:
-    return re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())
-
-
-def _repo_url() -> str:
-    return re.search(r"^repository:\s*\n\s+url:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.M).group(1)
+from bookutil import CHAPTERS, HTML, ROOT
+from bookutil import built as _built
+from bookutil import repo_url as _repo_url
+from bookutil import toc_files as _toc_files
 
 
 def test_there_are_chapters():
@@ -57,14 +47,6 @@ def test_setup_cells_use_the_repository_url_from_config():
     url = _repo_url()
     for nb in CHAPTERS:
         assert url in nb.read_text()
-
-
-def _built() -> bool:
-    if (HTML / "index.html").exists():
-        return True
-    if os.environ.get("MBC_REQUIRE_BUILT_BOOK") == "1":
-        pytest.fail("the book was not built (_build/html/index.html is missing): run `make book-fast` first")
-    pytest.skip("book not built; `make test` builds it")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
