@@ -71,6 +71,66 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                      sampler_steps=(1, 2, 4, 8, 16, 32, 64), n_obs=8, n_samples=4096, n_segments=256, n_points=513,
                      n_jac=512),
     },
+    # chapter 7: every family in `families` trained on every (task, K, Δc) of `settings` (σ = 0.1, H = 8);
+    # one cvae per β = ratio·β* in beta_ratios, each diffusion/flow sampled with every count in sampler_steps
+    # (their L̂ measured by chapter 6's bridges.measure with BUDGETS["bridges"][lipschitz_sizes]); measured at
+    # n_obs observations with n_samples samples,
+    # n_sinkhorn of them against as many demonstrations for the Sinkhorn divergence
+    "synthetic": {
+        "fast": dict(n_demos=1024, steps=250, width=64, depth=2, batch_size=256, lr=5e-3, latent_dim=2,
+                     settings=(("fork", 2, 3.0), ("fork", 3, 3.0)),
+                     families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
+                     beta_ratios=(0.1, 2.0), sampler_steps=(1, 4, 16), n_obs=1, n_samples=512, n_sinkhorn=128,
+                     lipschitz_sizes="fast"),
+        "standard": dict(n_demos=2048, steps=400, width=64, depth=2, batch_size=256, lr=5e-3, latent_dim=2,
+                         settings=(("fork", 2, 3.0), ("fork", 3, 3.0), ("fork", 4, 3.0), ("fork", 2, 1.5),
+                                   ("ring", 4, 3.0), ("branching", 3, 3.0)),
+                         families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
+                         beta_ratios=(0.1, 0.5, 2.0), sampler_steps=(1, 4, 16), n_obs=2, n_samples=512,
+                         n_sinkhorn=192, lipschitz_sizes="fast"),
+        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     settings=(("fork", 2, 3.0), ("fork", 3, 3.0), ("fork", 4, 3.0), ("fork", 6, 3.0), ("fork", 2, 1.5),
+                               ("fork", 2, 6.0), ("ring", 3, 3.0), ("ring", 4, 3.0), ("ring", 6, 3.0),
+                               ("branching", 3, 3.0), ("branching", 4, 3.0)),
+                     families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
+                     beta_ratios=(0.05, 0.1, 0.25, 0.5, 0.8, 1.25, 2.0, 4.0), sampler_steps=(1, 2, 4, 8, 16, 32, 64),
+                     n_obs=8, n_samples=4096, n_sinkhorn=512, lipschitz_sizes="full"),
+    },
+    # chapter 8: every policy variant of mbc_lib.experiments.robot.POLICIES in `policies`, trained on n_demos
+    # expert episodes of each task in `envs` with K in Ks (chunks of chunk_len), each rolled out for n_eval
+    # episodes with every executor setting in `executors` (labels of robot.EXECUTORS)
+    "robot": {
+        "fast": dict(envs=("PathGaps", "PushBins"), Ks=(2,), n_demos=64, chunk_len=8, steps=300, width=64, depth=2,
+                     batch_size=256, lr=3e-3, n_eval=32,
+                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+                     executors=("whole chunk", "ensemble m=0.01")),
+        "standard": dict(envs=("PathGaps", "PushBins"), Ks=(2,), n_demos=128, chunk_len=8, steps=800, width=128,
+                         depth=3, batch_size=256, lr=1e-3, n_eval=64,
+                         policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+                         executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+        "full": dict(envs=("PathGaps", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=6000, width=256,
+                     depth=3, batch_size=512, lr=1e-3, n_eval=256,
+                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+                     executors=("whole chunk", "half chunk", "every step", "ensemble m=0.01", "ensemble m=0.5")),
+    },
+    # chapter 9: expert demos of both robot tasks (n_episodes each), modes clustered (single linkage cut at
+    # `threshold` m/s) in the k-nearest neighbourhoods of n_query observations at each time step of `steps`,
+    # at every chunk length in Hs; then a cvae per β = ratio·β*(s₀) and a flow trained on the gap task
+    # (chunk_len), each trained for train_steps, measured with n_samples samples / n_hole prior draws /
+    # n_jac Jacobians per start observation and rolled out for n_eval episodes
+    "robot_modes": {
+        "fast": dict(n_episodes=48, chunk_len=8, Hs=(4, 8, 16), steps=(0, 2, 8, 16, 32), n_query=3, k=32,
+                     threshold=0.3, train_steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+                     beta_ratios=(0.1, 3.0), n_samples=256, n_hole=2048, n_jac=8, n_eval=16),
+        "standard": dict(n_episodes=128, chunk_len=8, Hs=(2, 4, 8, 16), steps=(0, 1, 2, 4, 8, 16, 24, 32, 40),
+                         n_query=6, k=48, threshold=0.3, train_steps=1500, width=128, depth=3, batch_size=256,
+                         lr=1e-3, latent_dim=2, beta_ratios=(0.1, 3.0), n_samples=512, n_hole=4096, n_jac=32,
+                         n_eval=64),
+        "full": dict(n_episodes=512, chunk_len=8, Hs=(1, 2, 4, 8, 16, 32), steps=tuple(range(0, 44, 2)),
+                     n_query=16, k=64, threshold=0.3, train_steps=6000, width=256, depth=3, batch_size=512,
+                     lr=1e-3, latent_dim=2, beta_ratios=(0.03, 0.1, 0.3, 1.0, 3.0), n_samples=2048, n_hole=8192,
+                     n_jac=128, n_eval=256),
+    },
 }
 
 

@@ -55,3 +55,12 @@ def test_run_uses_the_cache_only_when_asked(cache_dir, monkeypatch):
     assert calls == [("fast", 0), ("fast", 0)]
     with pytest.raises(ValueError, match="unknown experiment"):
         experiments.run("nope")
+
+
+def test_storing_a_table_removes_the_tables_of_older_library_sources(cache_dir):
+    stale = cache_dir / "demo-fast-seed0-000000000000.json"
+    stale.write_text("{}")
+    other = cache_dir / "demo-fast-seed1-000000000000.json"
+    other.write_text("{}")
+    cache.store("demo", [{"x": 1}], "fast", seed=0)
+    assert not stale.exists() and other.exists()

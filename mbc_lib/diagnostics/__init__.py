@@ -5,7 +5,7 @@ functions measure any policy family, a dataset, or a hand-made map with a known 
 
 THEORY §3 item → function:
 
-1. demo mode structure ............ :func:`cluster_modes`, :func:`cluster_modes_by_obs`
+1. demo mode structure ............ :func:`cluster_modes`, :func:`cluster_modes_by_obs`, :func:`neighbourhoods`
 2. policy mode count and weights .. :func:`mode_coverage` (N̂^τ, p̂_k, missing modes, TV, Wilson CIs),
                                      :func:`mode_coverage_per_obs`, :func:`summarize_coverage`
 3. bridge / off-support mass ...... ``mode_coverage(...).off_support``, :func:`bridge_check`
@@ -52,6 +52,7 @@ from .modes import (
     flatten_chunks,
     mode_coverage,
     mode_coverage_per_obs,
+    neighbourhoods,
     separation_regime,
     summarize_coverage,
     wilson_interval,
@@ -61,7 +62,7 @@ __all__ = [
     # modes
     "as_array", "flatten_chunks", "wilson_interval", "assign_modes", "ModeCoverage", "mode_coverage",
     "mode_coverage_per_obs", "summarize_coverage", "bridge_check", "ClusteredModes", "cluster_modes",
-    "cluster_modes_by_obs", "separation_regime",
+    "cluster_modes_by_obs", "neighbourhoods", "separation_regime",
     # information
     "gaussian_kl", "KLSplit", "kl_split", "PriorTypicality", "prior_typicality", "hole_mass",
     "identification_error", "fano_check", "predicted_collapse",

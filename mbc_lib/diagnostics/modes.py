@@ -42,6 +42,7 @@ __all__ = [
     "ClusteredModes",
     "cluster_modes",
     "cluster_modes_by_obs",
+    "neighbourhoods",
     "separation_regime",
 ]
 
@@ -419,9 +420,20 @@ def cluster_modes_by_obs(
     c = as_array(chunks, "chunks")
     if o.shape[0] != c.shape[0]:
         raise ValueError(f"obs and chunks disagree on N: {o.shape[0]} vs {c.shape[0]}")
+    return [cluster_modes(c[i], **cluster_kwargs) for i in neighbourhoods(o, q, k, standardize)]
+
+
+def neighbourhoods(obs: Array, query: Array, k: int = 64, standardize: bool = True) -> np.ndarray:
+    """Indices ``[Q, k]`` of the ``k`` demonstrations nearest to each query observation — the
+    neighbourhoods :func:`cluster_modes_by_obs` clusters (each feature scaled to unit standard
+    deviation when ``standardize``). obs ``[N, obs_dim]``, query ``[Q, obs_dim]``."""
+    o = as_array(obs, "obs")
+    o = o[:, None] if o.ndim == 1 else o
+    q = as_array(query, "query")
+    q = q[:, None] if q.ndim == 1 else q
     if not isinstance(k, int) or not 2 <= k <= o.shape[0]:
         raise ValueError(f"k must be an integer in [2, N={o.shape[0]}], got {k!r}")
     scale = o.std(0) if standardize else np.ones(o.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
     _, idx = cKDTree(o / scale).query(q / scale, k=k)
-    return [cluster_modes(c[i], **cluster_kwargs) for i in np.atleast_2d(idx)]
+    return np.atleast_2d(idx)

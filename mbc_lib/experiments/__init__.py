@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..profiles import profile as active_profile
-from . import averaging, bridges, cache, latent, prior_coverage, transport
+from . import averaging, bridges, cache, guidance, latent, prior_coverage, robot, robot_modes, synthetic, transport
 
-__all__ = ["EXPERIMENTS", "run", "cache", "averaging", "latent", "prior_coverage", "transport", "bridges"]
+__all__ = ["EXPERIMENTS", "run", "cache", "averaging", "latent", "prior_coverage", "transport", "bridges", "synthetic",
+           "robot_modes", "robot", "guidance"]
 
 
 def _averaging(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
@@ -37,6 +38,33 @@ def _bridges(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
     return bridges.summary(bridges.sweep(profile=profile, seed=seed)[1])
 
 
+def _synthetic(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    return synthetic.summary(synthetic.sweep(profile=profile, seed=seed))
+
+
+def _robot(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    return robot.summary(robot.sweep(profile=profile, seed=seed))
+
+
+def _robot_modes(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    return robot_modes.summary(robot_modes.diagnose(profile=profile, seed=seed))
+
+
+def _guidance(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    ev = guidance.gather(profile=profile, seed=seed)
+    ks = sorted({int(r["K"]) for r in ev.rows("synthetic")})
+    budgets = sorted({c.nfe for k in ks for c in guidance.candidates(ev, k)})
+    rows = []
+    for k in ks:
+        for n in budgets:
+            for all_modes in (True, False):
+                rec = guidance.recommend(ev, k, n, all_modes)
+                c = rec.choice
+                rows.append({"K": k, "max_nfe": n, "all_modes": all_modes, "choice": c.label if c else "none",
+                             "score": c.score(all_modes) if c else float("nan"), "nfe": c.nfe if c else 0})
+    return rows
+
+
 #: name -> callable(profile=..., seed=...) returning a list of tidy rows
 EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "averaging": _averaging,
@@ -44,6 +72,10 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "prior_coverage": _prior_coverage,  # chapter 4: decoded coverage and holes per regulariser
     "transport": _transport,  # chapter 5: mode-count bounds, the 2-D counterexample, trained 1-D maps
     "bridges": _bridges,  # chapter 6: Lipschitz estimates and bridge mass of trained flows/diffusions
+    "synthetic": _synthetic,  # chapter 7: every family × (K, Δ, β / sampler steps): coverage, bridge, Sinkhorn
+    "robot": _robot,  # chapter 8: every family on the MuJoCo tasks × executor: success, modes used, failures
+    "robot_modes": _robot_modes,  # chapter 9: modes per observation on robot demos, β*(s), holes, bridges, rollouts
+    "guidance": _guidance,  # chapter 10: the recommendation per (K, NFE budget), from the tables of chapters 7–9
 }
 
 

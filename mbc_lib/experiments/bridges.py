@@ -197,7 +197,11 @@ def _eval_obs(task: tasks.Task, n_obs: int) -> Tensor:
     """Fixed evaluation observations: for the fork, lateral positions evenly spread in [−½, ½]."""
     if task.obs_dim == 1:
         return torch.linspace(-0.5, 0.5, n_obs)[:, None] if n_obs > 1 else torch.zeros(1, 1)
-    phi = torch.arange(n_obs) * 2 * math.pi / n_obs  # the ring: evenly spread rotations
+    arc = getattr(task, "arc", math.pi)  # the ring: evenly spread rotations, inside the trained arc
+    if arc >= math.pi:
+        phi = torch.arange(n_obs) * 2 * math.pi / n_obs
+    else:
+        phi = (torch.arange(n_obs) - (n_obs - 1) / 2) / n_obs * arc  # centred in [−arc/2, arc/2]
     return torch.stack([phi.cos(), phi.sin()], -1)
 
 

@@ -84,6 +84,9 @@ def store(name: str, rows: Rows, profile: str, seed: int = 0) -> Path | None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for old in where.glob(f"{name}-{profile}-seed{int(seed)}-*.json"):  # tables of older library sources
+        if old != path:
+            old.unlink(missing_ok=True)
     return path
 
 

@@ -1,0 +1,98 @@
+"""Chapter 8's claims, checked on the experiment functions the notebook calls (fast profile, CPU)."""
+import numpy as np
+import pytest
+
+from mbc_lib import experiments, profiles
+from mbc_lib.experiments import cache, robot
+
+
+@pytest.fixture(scope="module")
+def swept():
+    return robot.sweep(envs_=("PathGaps",), labels=("regression", "mixture", "diffusion"), executors=("whole chunk",),
+                       seed=0, profile="fast", progress=False)
+
+
+def _rows(result):
+    return {(r["env"], r["policy"], r["executor"]): r for r in robot.summary(result)}
+
+
+def test_regression_averages_the_gaps_into_the_wall(swept):
+    rows = _rows(swept)
+    expert, reg, mix = (rows[("PathGaps", p, ex)] for p, ex in
+                        (("expert", "scripted"), ("regression", "whole chunk"), ("mixture", "whole chunk")))
+    assert expert["success_rate"] >= 0.9 and expert["modes_used"] == 2  # the demonstrations use both gaps
+    assert reg["success_rate"] <= 0.1 and reg["failure_rate"] >= 0.9  # straight between the gaps: collisions
+    assert reg["failure_rate"] > mix["failure_rate"] + 0.2
+    assert mix["success_rate"] > reg["success_rate"]
+    # the regression policy's paths end at the wall between the gaps (|x| < the inner gap edges)
+    task = robot.envs.make_task("mbc/PathGaps-v0", K=2)
+    inner = task.gap_centers[1] - task.gap_width / 2
+    ends = np.array([q[-1] for q in swept.results[("PathGaps", 2, "regression", "whole chunk")].qpos])
+    assert np.all(np.abs(ends[:, 0]) < inner) and np.all(ends[:, 1] < task.wall_y)
+
+
+def test_a_multimodal_family_succeeds_through_both_gaps(swept):
+    rows = _rows(swept)
+    diff = rows[("PathGaps", "diffusion", "whole chunk")]
+    assert diff["modes_used"] == 2 and diff["min_mode_fraction"] > 0.1
+    assert diff["success_rate"] > 0.3
+
+
+def test_summary_columns_and_consistency(swept):
+    rows = robot.summary(swept)
+    assert len(rows) == 1 + 3  # the expert + three policies × one executor
+    for r in rows:
+        for col in ("env", "K", "policy", "family", "executor", "chunk_len", "n_action_steps", "ensemble_m", "n_episodes",
+                    "success_rate", "success_lo", "success_hi", "modes_used", "min_mode_fraction", "failure",
+                    "failure_rate", "mode0_rate", "mode1_rate"):
+            assert col in r, col
+        assert all(isinstance(v, (int, float, str)) for v in r.values())
+        assert r["success_lo"] <= r["success_rate"] <= r["success_hi"]
+        assert r["mode0_rate"] + r["mode1_rate"] == pytest.approx(r["success_rate"])
+        assert r["failure"] == "collision"
+    r = _rows(swept)[("PathGaps", "regression", "whole chunk")]
+    assert r["n_action_steps"] == r["chunk_len"] == 8 and np.isnan(r["ensemble_m"])
+
+
+def test_rollouts_are_deterministic_and_take_executor_settings(swept):
+    model = swept.models[("PathGaps", 2, "mixture")]
+    a = robot.rollout(model, "ensemble m=0.01", n_episodes=8, seed=3)
+    b = robot.rollout(model, {"temporal_ensemble": 0.01}, n_episodes=8, seed=3)
+    assert np.array_equal(a.success, b.success) and np.array_equal(a.modes, b.modes)
+    assert all(np.array_equal(x, y) for x, y in zip(a.qpos, b.qpos))
+    c = robot.rollout(model, {"n_action_steps": 4}, n_episodes=8, seed=3)
+    assert c.n_episodes == 8
+
+
+def test_bad_settings_raise_clear_errors(swept):
+    model = swept.models[("PathGaps", 2, "regression")]
+    with pytest.raises(ValueError, match="unknown robot task"):
+        robot.env_id("Maze")
+    with pytest.raises(ValueError, match="unknown robot task"):
+        robot.sweep(envs_=("Maze",), profile="fast")
+    with pytest.raises(ValueError, match="unknown policy"):
+        robot.fit("PathGaps", "transformer", profile="fast")
+    with pytest.raises(ValueError, match="unknown policy"):
+        robot.sweep(labels=("transformer",), profile="fast")
+    with pytest.raises(ValueError, match=r"n_action_steps must be an integer in \[1, chunk_len=8\]"):
+        robot.rollout(model, {"n_action_steps": 9})
+    with pytest.raises(ValueError, match="coefficient m must be a finite number >= 0"):
+        robot.rollout(model, {"temporal_ensemble": -0.1})
+    with pytest.raises(ValueError, match="unknown executor"):
+        robot.sweep(executors=("twice per chunk",), profile="fast")
+    with pytest.raises(ValueError, match="executor settings are"):
+        robot.rollout(model, {"horizon": 4})
+
+
+def test_default_sweep_stores_its_table_for_chapter_10(monkeypatch, tmp_path):
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    tiny = dict(profiles.BUDGETS["robot"]["fast"], envs=("PushBins",), policies=("regression",),
+                executors=("whole chunk",), steps=50, n_demos=16, n_eval=8)
+    monkeypatch.setitem(profiles.BUDGETS["robot"], "fast", tiny)
+    result = robot.sweep(seed=0, profile="fast", progress=False)
+    stored = cache.load("robot", "fast", 0)
+    assert stored is not None and len(stored) == 2
+    assert [r["policy"] for r in stored] == ["expert", "regression"]
+    assert stored[1]["failure"] == "between_bins"
+    assert stored[1]["success_rate"] == pytest.approx(robot.summary(result)[1]["success_rate"])
+    assert experiments.run("robot", profile="fast", seed=0, use_cache=True) == stored

@@ -1,0 +1,93 @@
+"""Chapter 10's decision logic on hand-made tables with known answers (no training)."""
+import math
+
+import matplotlib
+import pytest
+
+from mbc_lib.experiments import guidance
+
+matplotlib.use("Agg")
+
+
+def _row(family, K, coverage, min_mass, knob="none", value=0.0, ratio=math.nan, sinkhorn=0.1):
+    return {"family": family, "task": "fork", "K": K, "knob": knob, "knob_value": value, "beta_ratio": ratio,
+            "coverage": coverage, "min_mass": min_mass, "off_support": 1 - coverage, "sinkhorn": sinkhorn,
+            "modes_covered": K}
+
+
+@pytest.fixture()
+def evidence():
+    rows = [
+        _row("regression", 2, 0.0, 0.0),
+        _row("cvae", 2, 0.9, 0.40, "beta", 0.3, 0.1),
+        _row("cvae", 2, 0.0, 0.0, "beta", 6.0, 2.0),
+        _row("mixture", 2, 0.95, 0.30),  # covers, but unbalanced: score .95 × .6 = .57
+        _row("flow", 2, 0.0, 0.0, "steps", 1.0),
+        _row("flow", 2, 0.99, 0.49, "steps", 16.0),
+        _row("flow", 2, 0.97, 0.49, "steps", 16.0, sinkhorn=0.3),  # a second setting with K = 2: averaged
+        _row("vq", 4, 1.0, 0.25),
+    ]
+    return guidance.Evidence("fast", 0, {"synthetic": rows})
+
+
+def test_candidates_average_settings_and_count_evaluations(evidence):
+    cards = {c.label: c for c in guidance.candidates(evidence, 2)}
+    assert set(cards) == {"regression", "cvae β=0.1β*", "cvae β=2β*", "mixture", "flow 1 steps", "flow 16 steps"}
+    flow = cards["flow 16 steps"]
+    assert flow.nfe == 16 and flow.n_settings == 2
+    assert flow.coverage == pytest.approx(0.98) and flow.sinkhorn == pytest.approx(0.2)
+    assert cards["mixture"].balance == pytest.approx(0.6) and cards["cvae β=0.1β*"].nfe == 1
+
+
+def test_recommendation_is_the_best_measured_score_within_the_budget(evidence):
+    assert guidance.recommend(evidence, 2, max_nfe=16).choice.label == "flow 16 steps"  # .98 × .98
+    one = guidance.recommend(evidence, 2, max_nfe=1)
+    assert one.choice.label == "cvae β=0.1β*"  # .9 × .8 = .72 beats the unbalanced mixture (.57)
+    assert [c.label for c in one.excluded] == ["flow 16 steps"]
+    # when any one mode will do, coverage alone ranks: the mixture wins
+    assert guidance.recommend(evidence, 2, max_nfe=1, need_all_modes=False).choice.family == "mixture"
+    assert guidance.recommend(evidence, 2, 16, families=("mixture", "vq")).choice.family == "mixture"
+
+
+def test_k1_needs_no_generative_model_and_missing_k_uses_the_nearest_measured_below(evidence):
+    assert guidance.recommend(evidence, 1).choice is None
+    rec = guidance.recommend(evidence, 3, max_nfe=16)
+    assert "evidence from K=2" in rec.reason and rec.choice.K == 2
+    assert guidance.recommend(evidence, 5, max_nfe=1).choice.family == "vq"
+
+
+def test_bad_input_gets_clear_errors(evidence):
+    with pytest.raises(ValueError, match="positive integer"):
+        guidance.recommend(evidence, 0)
+    with pytest.raises(ValueError, match="max_nfe"):
+        guidance.recommend(evidence, 2, max_nfe=0)
+    with pytest.raises(ValueError, match="unknown famil"):
+        guidance.recommend(evidence, 2, families=("gan",))
+    with pytest.raises(ValueError, match="no setting with K=3"):
+        guidance.candidates(evidence, 3)
+    with pytest.raises(ValueError, match="sampler steps"):
+        guidance.nfe("flow")
+    with pytest.raises(ValueError, match="no experiment named"):
+        guidance.gather(names=("nope",))
+
+
+def test_figures_draw_from_the_table(evidence):
+    for fig in (guidance.plot_chart(evidence, 2), guidance.plot_scorecard(evidence, 2),
+                guidance.plot_recommendation(evidence, 2, 4), guidance.plot_recommendation(evidence, 1, 4)):
+        assert fig.axes
+    text = " ".join(t.get_text() for t in guidance.plot_chart(evidence, 2).axes[0].texts)
+    assert "flow 16 steps" in text and "cvae β=0.1β*" in text and "mixture" in text
+
+
+def test_robot_scorecard_averages_tasks_at_the_default_executor():
+    def r(policy, executor, success, failure, env="PathGaps"):
+        return {"env": env, "K": 2, "policy": policy, "family": policy.split()[0], "executor": executor,
+                "success_rate": success, "failure_rate": failure, "modes_used": 2, "min_mode_fraction": 0.4}
+
+    rows = [r("expert", "scripted", 1.0, math.nan), r("regression", "whole chunk", 0.0, 1.0),
+            r("regression", "whole chunk", 0.5, 0.5, env="PushBins"), r("regression", "ensemble m=0.01", 0.9, 0.1)]
+    card = {c["policy"]: c for c in guidance.robot_scorecard(guidance.Evidence("fast", 0, {"robot": rows}))}
+    assert list(card) == ["expert", "regression"]
+    assert card["regression"]["success"] == pytest.approx(0.25) and card["regression"]["failure"] == pytest.approx(0.75)
+    assert card["expert"]["failure"] == 0.0 and card["regression"]["n_tables"] == 2
+    assert guidance.robot_scorecard(guidance.Evidence("fast", 0, {})) == []
