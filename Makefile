@@ -17,7 +17,7 @@ STAMP      := $(VENV)/.mbc-installed
 # (standard on CPU, full on CUDA) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: setup book book-fast test unit bench bench-book exercises sync-setup clean
+.PHONY: setup book book-fast test unit bench bench-book check-full exercises sync-setup clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ bench: $(STAMP)
 
 bench-book: $(STAMP)
 	$(BIN)/python benchmarks/notebook_times.py
+
+# every experiment with the grids of the `full` profile (the CUDA default) at toy sizes: minutes on a CPU
+check-full: $(STAMP)
+	$(BIN)/python tools/check_full_profile.py
 
 # exercises/ is generated from solutions/ (never edit it by hand)
 exercises: $(STAMP)
