@@ -85,10 +85,11 @@ def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_
 
     summed over latent dimensions (as ACT does). Prior None → N(0, I).
     """
+    from ..policies.cvae import gaussian_kl as kl_per_dim  # the training loss's KL, one formula for both
+
     mu_q, logvar_q = _gaussians(mu_q, logvar_q, "posterior")
     mu_p, logvar_p = _prior(mu_p, logvar_p, mu_q)
-    return 0.5 * (torch.exp(logvar_q - logvar_p) + (mu_q - mu_p) ** 2 * torch.exp(-logvar_p) - 1
-                  + logvar_p - logvar_q).sum(-1)
+    return kl_per_dim(mu_q, logvar_q, mu_p, logvar_p).sum(-1)
 
 
 @dataclass
