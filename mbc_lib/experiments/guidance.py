@@ -216,16 +216,21 @@ def _family_color(family: str) -> str:
 
 
 def plot_scorecard(evidence: Evidence, K: int, ax: plt.Axes | None = None) -> plt.Figure:
-    """Coverage against balance for every candidate at ``K`` modes; marker size ∝ log NFE, ×: bridge mass."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.4))
-    for c in candidates(evidence, K):
-        ax.scatter(min(c.balance, 1.0), c.coverage, s=40 + 40 * math.log2(c.nfe), color=_family_color(c.family),
-                   edgecolor="k", lw=0.5, zorder=3)
-        ax.annotate(c.label, (min(c.balance, 1.0), c.coverage), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ax.set(xlabel="balance  K·min mode mass  (1 = demonstrator's proportions)", ylabel="coverage (in some mode)",
-           xlim=(-0.05, 1.1), ylim=(-0.05, 1.08), title=f"Chapter 7's measurements, K = {K} (size ∝ log₂ NFE)")
-    ax.axhline(1, color="grey", lw=0.5)
-    ax.axvline(1, color="grey", lw=0.5)
+    """The scorecard at ``K`` modes as a coloured table: one row per candidate, columns coverage,
+    balance, bridge (off-support) mass and the score (green = good), with the NFE per chunk."""
+    cands = candidates(evidence, K)
+    cols = ("coverage", "balance", "bridge", "score")
+    vals = np.array([[c.coverage, min(c.balance, 1.0), c.off_support, c.score()] for c in cands])
+    good = vals.copy()
+    good[:, 2] = 1 - good[:, 2]  # little bridge is good
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.2, 0.32 * len(cands) + 1.2))
+    ax.imshow(good, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    for (r, c), v in np.ndenumerate(vals):
+        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(cols)), cols, fontsize=8)
+    ax.set_yticks(range(len(cands)), [f"{c.label} ({c.nfe} NFE)" for c in cands], fontsize=8)
+    ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, length=0)
+    ax.set_title(f"Chapter 7's measurements, K = {K}", fontsize=9)
     return fig
 
 
