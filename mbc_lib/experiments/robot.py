@@ -422,20 +422,30 @@ def plot_family_grid(result: RobotSweep, env: str, executor_label: str | None = 
 
 
 def plot_executors(result: RobotSweep, K: int | None = None) -> plt.Figure:
-    """Per task: success rate (solid) and failure rate (dashed) of every policy against the executor."""
+    """Per task: success rate of every policy (groups) under every executor (bars, with the 95% Wilson
+    interval); the black tick on each bar is the task's failure rate (collision / between bins)."""
     K = K or result.Ks[0]
     rows = [r for r in summary(result) if r["K"] == K and r["policy"] != "expert"]
     exs = list(result.executors)
-    fig, axes = plt.subplots(1, len(result.envs), figsize=(5.2 * len(result.envs), 3.3), squeeze=False)
-    for ax, e in zip(axes[0], result.envs):
-        for i, lab in enumerate(result.labels):
-            by = {r["executor"]: r for r in rows if r["env"] == e and r["policy"] == lab}
-            c = f"C{i}"
-            ax.plot(exs, [by[x]["success_rate"] for x in exs], "o-", color=c, label=lab)
-            ax.plot(exs, [by[x]["failure_rate"] for x in exs], "x--", color=c, alpha=0.6)
-        ax.set(ylim=(-0.02, 1.02), ylabel="fraction of episodes", title=f"{e}, K={K}: success (—), failure (--)")
-        ax.tick_params(axis="x", rotation=20)
-    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8)
+    labels = list(result.labels)
+    width = 0.8 / len(exs)
+    fig, axes = plt.subplots(len(result.envs), 1, figsize=(1.25 * len(labels) + 1.5, 2.7 * len(result.envs)),
+                             squeeze=False, sharex=True)
+    for ax, e in zip(axes[:, 0], result.envs):
+        for j, ex in enumerate(exs):
+            by = {r["policy"]: r for r in rows if r["env"] == e and r["executor"] == ex}
+            x = np.arange(len(labels)) + (j - (len(exs) - 1) / 2) * width
+            succ = np.array([by[lab]["success_rate"] for lab in labels])
+            err = np.array([[succ[i] - by[lab]["success_lo"], by[lab]["success_hi"] - succ[i]]
+                            for i, lab in enumerate(labels)]).T
+            ax.bar(x, succ, width, yerr=err, capsize=2, color=f"C{j}", label=ex, error_kw=dict(lw=0.7))
+            fail = [by[lab]["failure_rate"] for lab in labels]
+            ax.scatter(x, fail, marker="_", s=120, color="k", lw=1.5, zorder=3,
+                       label="failure rate" if j == 0 else None)
+        ax.set(ylim=(0, 1.05), ylabel="fraction of episodes", title=f"{e}, K={K}: success per executor")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xticks(np.arange(len(labels)), labels, rotation=20)
+    axes[0, 0].legend(fontsize=8, ncol=len(exs) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.12))
     fig.tight_layout()
     return fig
 
