@@ -38,9 +38,7 @@ trained one by one with :func:`mbc_lib.train.train`. Validation sets are not sup
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import fields
 
 import torch
@@ -51,7 +49,7 @@ from tqdm.auto import tqdm
 from .data import ChunkDataset
 from .policies.base import Policy
 from .policies.cvae import gaussian_kl
-from .train import History, _lr_factor, device_generator, progress_enabled, select_device
+from .train import History, _lr_factor, check_training, cpu_threads, device_generator, progress_enabled, select_device
 
 __all__ = ["train_batched", "BATCHED_FAMILIES", "SCALAR_FIELDS"]
 
@@ -133,21 +131,6 @@ def _check_family(policies: Sequence[Policy]) -> None:
                 )
 
 
-@contextmanager
-def _threads(n_params: int, device: torch.device):
-    """As :func:`mbc_lib.train.cpu_threads`, judged on the stacked parameter count."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    wanted = int(os.environ.get("MBC_THREADS", "0")) or (1 if n_params < 2_000_000 else before)
-    torch.set_num_threads(max(1, wanted))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_batched(
     policies: Sequence[Policy],
     dataset: ChunkDataset | Sequence[ChunkDataset],
@@ -194,22 +177,10 @@ def train_batched(
             raise TypeError(f"dataset must be a ChunkDataset, got {type(ds).__name__}")
         if len(ds) != len(datasets[0]):
             raise ValueError("all datasets of one batched run must have the same length")
-    cfg = policies[0].config
-    ds0 = datasets[0]
-    if (ds0.obs_dim, ds0.chunk_len, ds0.action_dim) != (cfg.obs_dim, cfg.chunk_len, cfg.action_dim):
-        raise ValueError(
-            f"dataset has (obs_dim, H, action_dim)={(ds0.obs_dim, ds0.chunk_len, ds0.action_dim)} "
-            f"but the policies expect {(cfg.obs_dim, cfg.chunk_len, cfg.action_dim)}"
-        )
+    check_training(policies[0].config, datasets[0], steps, lr, ema_decay)
     seeds = [int(seed)] * M if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != M:
         raise ValueError(f"got {len(seeds)} seeds for {M} policies")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
 
     dev = select_device(device)
     # one copy per distinct dataset (pinned, non-blocking when CPU -> CUDA)
@@ -273,7 +244,7 @@ def train_batched(
     n_params = sum(p.numel() for p in param_list)
     bar = tqdm(range(steps), desc=desc or f"train {M}×{family} (batched)", disable=not progress_enabled(progress),
                leave=False)
-    with _threads(n_params, dev):
+    with cpu_threads(n_params, dev):
         for step in bar:
             idx = next(indices)  # [M, B]
             if shared:

@@ -51,15 +51,16 @@ def device_generator(device: torch.device, seed: int) -> torch.Generator:
 
 
 @contextmanager
-def cpu_threads(policy: Policy, device: torch.device):
+def cpu_threads(policy: torch.nn.Module | int, device: torch.device):
     """Intra-op threads while training on the CPU: ``$MBC_THREADS`` if set, else 1 for small
-    models (< 2M parameters) — for the course's MLPs a single thread is as fast as several and
-    does not collapse when other processes (a notebook kernel, a test runner) share the cores."""
+    models (< 2M parameters; ``policy`` is a module or its parameter count) — for the course's
+    MLPs a single thread is as fast as several and does not collapse when other processes (a
+    notebook kernel, a test runner) share the cores."""
     if device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
-    n_params = sum(p.numel() for p in policy.parameters())
+    n_params = policy if isinstance(policy, int) else sum(p.numel() for p in policy.parameters())
     wanted = int(os.environ.get("MBC_THREADS", "0")) or (1 if n_params < 2_000_000 else before)
     torch.set_num_threads(max(1, wanted))
     try:
@@ -73,6 +74,22 @@ def progress_enabled(progress: bool | None = None) -> bool:
     if progress is not None:
         return progress
     return os.environ.get("MBC_PROGRESS", "1") not in ("0", "false", "False", "")
+
+
+def check_training(cfg, dataset: ChunkDataset, steps: int, lr: float, ema_decay: float | None) -> None:
+    """The argument checks :func:`train` and :func:`mbc_lib.batched.train_batched` share: the
+    dataset's shapes match the policy config ``cfg``; ``steps`` ≥ 1, ``lr`` > 0, ``ema_decay`` in [0, 1)."""
+    if (dataset.obs_dim, dataset.chunk_len, dataset.action_dim) != (cfg.obs_dim, cfg.chunk_len, cfg.action_dim):
+        raise ValueError(
+            f"dataset has (obs_dim, H, action_dim)={(dataset.obs_dim, dataset.chunk_len, dataset.action_dim)} "
+            f"but the policy expects {(cfg.obs_dim, cfg.chunk_len, cfg.action_dim)}"
+        )
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
 
 
 @dataclass
@@ -157,18 +174,7 @@ def train(
         raise TypeError(f"policy must be an mbc_lib Policy, got {type(policy).__name__}")
     if not isinstance(dataset, ChunkDataset):
         raise TypeError(f"dataset must be a ChunkDataset, got {type(dataset).__name__}")
-    cfg = policy.config
-    if (dataset.obs_dim, dataset.chunk_len, dataset.action_dim) != (cfg.obs_dim, cfg.chunk_len, cfg.action_dim):
-        raise ValueError(
-            f"dataset has (obs_dim, H, action_dim)={(dataset.obs_dim, dataset.chunk_len, dataset.action_dim)} "
-            f"but the policy expects {(cfg.obs_dim, cfg.chunk_len, cfg.action_dim)}"
-        )
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
+    check_training(policy.config, dataset, steps, lr, ema_decay)
 
     dev = select_device(device)
     policy.to(dev)

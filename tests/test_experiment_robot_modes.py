@@ -41,7 +41,7 @@ def test_gap_demos_have_two_modes_at_the_start_and_one_after_the_choice(path_pro
 def test_expert_counterfactual_modes_at_the_start_follow_sqrt_h(path_demos):
     q = path_demos.dataset(8).obs.numpy()[:1]  # the first episode's start observation
     for H in (4, 8):
-        centers, delta = rm.expert_separation(path_demos, q, H)
+        centers, delta = rm.expert_separation(path_demos.env_id, path_demos.K, q, H)
         assert centers.shape == (1, 2, H, 2)
         assert delta[0] == pytest.approx(math.sqrt(H), rel=0.02)  # steering saturated at ±0.5 m/s
 

@@ -6,11 +6,21 @@ Notebooks, tests and benchmarks call these; each takes ``profile`` (sizes come f
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from ..profiles import profile as active_profile
-from . import averaging, bridges, cache, guidance, latent, prior_coverage, robot, robot_modes, synthetic, transport
+from . import averaging, bridges, cache, guidance, latent, prior_coverage, synthetic, transport
+
+#: submodules that need MuJoCo: imported on first use, so that the synthetic chapters never load it
+_ROBOT_MODULES = ("robot", "robot_modes")
+
+
+def __getattr__(name: str):
+    if name in _ROBOT_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["EXPERIMENTS", "run", "cache", "averaging", "latent", "prior_coverage", "transport", "bridges", "synthetic",
            "robot_modes", "robot", "guidance"]
@@ -43,10 +53,14 @@ def _synthetic(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]
 
 
 def _robot(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    from . import robot
+
     return robot.summary(robot.sweep(profile=profile, seed=seed))
 
 
 def _robot_modes(profile: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    from . import robot_modes
+
     return robot_modes.summary(robot_modes.diagnose(profile=profile, seed=seed))
 
 

@@ -31,7 +31,7 @@ from ..profiles import profile as active_profile
 
 __all__ = [
     "FAMILIES", "SOURCES", "Evidence", "Candidate", "Recommendation", "gather", "nfe", "candidates",
-    "recommend", "robot_scorecard", "plot_scorecard", "plot_recommendation", "plot_chart",
+    "recommend", "robot_scorecard", "plot_scorecard", "plot_robot", "plot_recommendation", "plot_chart",
 ]
 
 FAMILIES = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
@@ -231,6 +231,19 @@ def plot_scorecard(evidence: Evidence, K: int, ax: plt.Axes | None = None) -> pl
     ax.set_yticks(range(len(cands)), [f"{c.label} ({c.nfe} NFE)" for c in cands], fontsize=8)
     ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, length=0)
     ax.set_title(f"Chapter 7's measurements, K = {K}", fontsize=9)
+    return fig
+
+
+def plot_robot(evidence: Evidence) -> plt.Figure:
+    """Chapter 8's success and failure rate per policy (:func:`robot_scorecard`)."""
+    robot = robot_scorecard(evidence)
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    x = np.arange(len(robot))
+    ax.bar(x - 0.2, [r["success"] for r in robot], 0.4, label="success")
+    ax.bar(x + 0.2, [r["failure"] for r in robot], 0.4, label="collision / between bins", color="C3")
+    ax.set_xticks(x, [r["policy"] for r in robot], rotation=20)
+    ax.set(ylim=(0, 1.05), ylabel="fraction of episodes", title="Chapter 8: both robot tasks, whole-chunk execution")
+    ax.legend(fontsize=8)
     return fig
 
 

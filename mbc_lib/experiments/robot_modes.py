@@ -133,16 +133,16 @@ def purity(true: np.ndarray, labels: np.ndarray) -> float:
     return float(sum(np.bincount(t[labels == c]).max() for c in np.unique(labels)) / true.size)
 
 
-def expert_separation(demos: Demos, obs: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
+def expert_separation(env_id: str, K: int, obs: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
     """The counterfactual modes at each state: the expert's planned next ``H`` actions for every one of the
-    K modes from ``obs [Q, obs_dim]`` (:meth:`mbc_lib.envs.Expert.chunks`). Returns the centres
-    ``[Q, K, H, 2]`` and their nearest centre distance Δ_c^exp ``[Q]`` (m/s)."""
-    expert = envs.make_expert(envs.make_task(demos.env_id, K=demos.K))
+    K modes of task ``env_id`` from ``obs [Q, obs_dim]`` (:meth:`mbc_lib.envs.Expert.chunks`). Returns the
+    centres ``[Q, K, H, 2]`` and their nearest centre distance Δ_c^exp ``[Q]`` (m/s)."""
+    expert = envs.make_expert(envs.make_task(env_id, K=K))
     obs = np.asarray(obs, dtype=np.float64)
-    centers = np.stack([expert.chunks(obs, np.full(len(obs), k), H) for k in range(demos.K)], axis=1)
-    flat = centers.reshape(len(obs), demos.K, -1)
+    centers = np.stack([expert.chunks(obs, np.full(len(obs), k), H) for k in range(K)], axis=1)
+    flat = centers.reshape(len(obs), K, -1)
     d = np.linalg.norm(flat[:, :, None] - flat[:, None], axis=-1)  # [Q, K, K]
-    d[:, np.eye(demos.K, dtype=bool)] = np.inf
+    d[:, np.eye(K, dtype=bool)] = np.inf
     return centers, d.min(axis=(1, 2))
 
 
@@ -254,7 +254,7 @@ def mode_profile(demos: Demos, H: int, steps: Sequence[int], n_query: int, k: in
         q = obs[starts[eps_] + s]  # [Q, obs_dim]
         idx = diagnostics.neighbourhoods(obs, q, k=k)  # [Q, k]
         cl = [diagnostics.cluster_modes(chunks[i], method="threshold", threshold=threshold) for i in idx]
-        _, exp_delta = expert_separation(demos, q, H)
+        _, exp_delta = expert_separation(demos.env_id, demos.K, q, H)
         out["n_modes"].append([c.n_modes for c in cl])
         out["n_expert"].append([len(np.unique(modes[i])) for i in idx])
         out["purity"].append([purity(modes[i], c.labels) for i, c in zip(idx, cl)])
@@ -550,7 +550,7 @@ def plot_neighbourhood(result: RobotModes, env_id: str, step: int, H: int, query
         ax1.plot(path[:, 0], path[:, 1], color=c, lw=1, alpha=0.6)
         ax2.plot(np.arange(H), a[:, 0], color=c, lw=1, alpha=0.5)
         ax2.plot(np.arange(H), a[:, 1], color=c, lw=1, alpha=0.5, ls=":")
-    centers, _ = expert_separation(result.demos[env_id], q[None], H)
+    centers, _ = expert_separation(env_id, result.demos[env_id].K, q[None], H)
     for k_, ck in enumerate(centers[0]):
         pk = q[None, :2] + np.cumsum(ck, axis=0) * dt
         ax1.plot(pk[:, 0], pk[:, 1], "--", color="k", lw=1.5, label="expert plan, every mode" if k_ == 0 else None)

@@ -57,7 +57,7 @@ from .transport import bridge_floor
 __all__ = [
     "FAMILIES", "TRANSPORT", "DISCRETE", "TASKS", "RING_ARC", "TAU", "make_task", "eval_obs", "fit", "Cell",
     "measure", "SyntheticResult", "sweep", "summary", "format_table", "plot_overview", "plot_beta", "plot_steps",
-    "plot_samples",
+    "plot_samples", "setting_name",
 ]
 
 FAMILIES: tuple[str, ...] = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
@@ -425,7 +425,8 @@ def format_table(result: SyntheticResult, setting: tuple | None = None) -> str:
 # ---------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------
-def _setting_name(setting: tuple) -> str:
+def setting_name(setting: tuple) -> str:
+    """A setting ``(task, K, Δc)`` as a label: ``"fork K=2, Δc=3"``."""
     t, K, d = setting
     return f"{t} K={K}, Δc={d:g}"
 
@@ -467,7 +468,7 @@ def plot_overview(result: SyntheticResult, settings: Sequence[tuple] | None = No
                         else None)
         ax.set_xticks(x, [c.label for c in cells], rotation=25, ha="right", fontsize=8)
         ax.set(ylim=(0, 1.3), yticks=np.linspace(0, 1, 6), ylabel="fraction of samples",
-               title=f"{_setting_name(setting)}: off-support (red, bottom) and modes (colours)")
+               title=f"{setting_name(setting)}: off-support (red, bottom) and modes (colours)")
         ax.legend(fontsize=7, loc="upper right", ncol=2, framealpha=0.9, frameon=True)
         ax2.bar(x, [max(c.sinkhorn.mean(), 1e-4) for c in cells], color="0.5", width=0.7)
         ax2.set_xticks(x, [c.label for c in cells], rotation=25, ha="right", fontsize=8)
@@ -492,11 +493,11 @@ def plot_beta(result: SyntheticResult) -> plt.Figure:
         task = result.tasks[setting]
         collapsed = 1 - _collapse_off_support(task, eval_obs(task, 1))  # the mode average: in one mode or in none
         ax1.plot(grid, np.where(grid < 1, K, collapsed) + 0.04 * i, "--", color=col, lw=1, alpha=0.8)
-        ax1.plot(r, [x["modes_covered"] for x in rows], "o", color=col, ms=7, label=_setting_name(setting))
-        ax2.plot(r, [x["kl"] for x in rows], "o-", color=col, ms=6, label=f"{_setting_name(setting)}: E KL")
+        ax1.plot(r, [x["modes_covered"] for x in rows], "o", color=col, ms=7, label=setting_name(setting))
+        ax2.plot(r, [x["kl"] for x in rows], "o-", color=col, ms=6, label=f"{setting_name(setting)}: E KL")
         ax2.plot(r, [x["fano"] for x in rows], "x", color=col, ms=8, mew=2)
         ax2.axhline(math.log(K), color=col, ls=":", lw=1)
-        ax3.plot(r, [x["off_support"] for x in rows], "o-", color=col, ms=6, label=_setting_name(setting))
+        ax3.plot(r, [x["off_support"] for x in rows], "o-", color=col, ms=6, label=setting_name(setting))
         ax3.plot(r, [x["predicted_off_support"] for x in rows], "D", color=col, mfc="none", ms=9)
     for ax in (ax1, ax2, ax3):
         ax.axvline(1.0, color="#d62728", lw=1.5)
@@ -524,7 +525,7 @@ def plot_steps(result: SyntheticResult, families: Sequence[str] = TRANSPORT) -> 
             if not rows:
                 continue
             S = [r["knob_value"] for r in rows]
-            ax.plot(S, [max(r["off_support"], 1e-4) for r in rows], "o-", color=f"C{i}", label=_setting_name(setting))
+            ax.plot(S, [max(r["off_support"], 1e-4) for r in rows], "o-", color=f"C{i}", label=setting_name(setting))
             fl = [r["floor"] if np.isfinite(r["floor"]) and r["floor"] > 0 else math.nan for r in rows]
             ax.plot(S, fl, "v--", color=f"C{i}", mfc="none", ms=8)
             ax3 = axes[-1]
