@@ -4,7 +4,9 @@
 
 * ``fast``     — CI and nbval: seconds per notebook on 2 CPU cores, tiny models;
 * ``standard`` — the CPU default: minutes per notebook;
-* ``full``     — the CUDA default: the numbers the book quotes.
+* ``full``     — the CUDA default: the numbers the book quotes; wider grids and larger models,
+  sized so that every notebook runs in minutes on one GPU (measured on an H200:
+  ``benchmarks/notebook_times.py --profile full``).
 
 Experiments never branch on the profile by hand: they call :func:`budget` with
 their own name and get the sizes from :data:`BUDGETS`, the one table of sizes.
@@ -24,7 +26,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "averaging": {
         "fast": dict(n_demos=512, steps=300, width=64, depth=2, batch_size=256, n_eval=64),
         "standard": dict(n_demos=4096, steps=2000, width=128, depth=3, batch_size=256, n_eval=256),
-        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, n_eval=512),
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, n_eval=512),
     },
     # chapter 3: one CVAE per KL weight β = ratio·β* on the fork (+ two ACT-style models);
     # measured at n_states states with n_per_state demos each and n_prior prior samples
@@ -34,7 +36,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "standard": dict(n_demos=4096, steps=1500, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
                          ratios=(0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.15, 1.5, 2.0), n_states=8, n_per_state=256,
                          n_prior=512),
-        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
                      ratios=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25,
                              1.5, 2.0), n_states=16, n_per_state=512, n_prior=1024),
     },
@@ -47,7 +49,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "standard": dict(n_demos=4096, steps=1500, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
                          variants=("weak KL", "learned prior", "MMD (WAE)", "ACT (L1, z=0)"),
                          n_states=8, n_per_state=256, n_prior=512, n_hole=4096),
-        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
                      variants=("weak KL", "learned prior", "MMD (WAE)", "Sinkhorn (WAE)", "ACT (L1, z=0)"),
                      n_states=16, n_per_state=512, n_prior=1024, n_hole=8192),
     },
@@ -56,7 +58,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "transport": {
         "fast": dict(n_demos=2048, steps=500, width=64, depth=2, batch_size=256, lr=1e-2, n_grid=2001),
         "standard": dict(n_demos=8192, steps=3000, width=128, depth=3, batch_size=256, lr=3e-3, n_grid=20001),
-        "full": dict(n_demos=16384, steps=8000, width=256, depth=3, batch_size=512, lr=1e-3, n_grid=100001),
+        "full": dict(n_demos=16384, steps=4000, width=256, depth=3, batch_size=512, lr=1e-3, n_grid=100001),
     },
     # chapter 6: flow/diffusion policies on the K-branch fork (H = 8); each model is sampled with every
     # count in sampler_steps and measured at n_obs observations: n_samples samples, n_segments base
@@ -67,7 +69,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "standard": dict(n_demos=8192, steps=3000, width=128, depth=3, batch_size=256, lr=3e-3,
                          sampler_steps=(1, 2, 4, 8, 16, 32), n_obs=2, n_samples=4096, n_segments=64, n_points=257,
                          n_jac=128),
-        "full": dict(n_demos=16384, steps=8000, width=256, depth=3, batch_size=512, lr=1e-3,
+        "full": dict(n_demos=16384, steps=4000, width=256, depth=3, batch_size=512, lr=1e-3,
                      sampler_steps=(1, 2, 4, 8, 16, 32, 64), n_obs=8, n_samples=4096, n_segments=256, n_points=513,
                      n_jac=512),
     },
@@ -88,13 +90,13 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                          families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
                          beta_ratios=(0.1, 0.5, 2.0), sampler_steps=(1, 4, 16), n_obs=2, n_samples=512,
                          n_sinkhorn=192, lipschitz_sizes="fast"),
-        "full": dict(n_demos=16384, steps=6000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+        "full": dict(n_demos=16384, steps=1500, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
                      settings=(("fork", 2, 3.0), ("fork", 3, 3.0), ("fork", 4, 3.0), ("fork", 6, 3.0), ("fork", 2, 1.5),
                                ("fork", 2, 6.0), ("ring", 3, 3.0), ("ring", 4, 3.0), ("ring", 6, 3.0),
                                ("branching", 3, 3.0), ("branching", 4, 3.0)),
                      families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
                      beta_ratios=(0.05, 0.1, 0.25, 0.5, 0.8, 1.25, 2.0, 4.0), sampler_steps=(1, 2, 4, 8, 16, 32, 64),
-                     n_obs=8, n_samples=4096, n_sinkhorn=512, lipschitz_sizes="full"),
+                     n_obs=4, n_samples=4096, n_sinkhorn=256, lipschitz_sizes="standard"),
     },
     # chapter 8: every policy variant of mbc_lib.experiments.robot.POLICIES in `policies`, trained on n_demos
     # expert episodes of each task in `envs` with K in Ks (chunks of chunk_len), each rolled out for n_eval
@@ -108,8 +110,8 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                          depth=3, batch_size=256, lr=1e-3, n_eval=64,
                          policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
                          executors=("whole chunk", "half chunk", "ensemble m=0.01")),
-        "full": dict(envs=("PathGaps", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=6000, width=256,
-                     depth=3, batch_size=512, lr=1e-3, n_eval=256,
+        "full": dict(envs=("PathGaps", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=2000, width=256,
+                     depth=3, batch_size=512, lr=1e-3, n_eval=128,
                      policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
                      executors=("whole chunk", "half chunk", "every step", "ensemble m=0.01", "ensemble m=0.5")),
     },
@@ -127,9 +129,9 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                          lr=1e-3, latent_dim=2, beta_ratios=(0.1, 3.0), n_samples=512, n_hole=4096, n_jac=32,
                          n_eval=64),
         "full": dict(n_episodes=512, chunk_len=8, Hs=(1, 2, 4, 8, 16, 32), steps=tuple(range(0, 44, 2)),
-                     n_query=16, k=64, threshold=0.3, train_steps=6000, width=256, depth=3, batch_size=512,
+                     n_query=16, k=64, threshold=0.3, train_steps=2000, width=256, depth=3, batch_size=512,
                      lr=1e-3, latent_dim=2, beta_ratios=(0.03, 0.1, 0.3, 1.0, 3.0), n_samples=2048, n_hole=8192,
-                     n_jac=128, n_eval=256),
+                     n_jac=128, n_eval=128),
     },
 }
 

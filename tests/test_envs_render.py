@@ -86,6 +86,26 @@ def test_render_trajectory_tile_and_video_files(backend, tmp_path):
         E.render_trajectory(PATH, np.zeros((3, 5)))
 
 
+def test_show_video_falls_back_to_gif_without_ffmpeg(monkeypatch):
+    import base64
+    import io
+
+    import imageio.v3 as iio
+
+    import mbc_lib.envs.render as R
+
+    frames = np.zeros((3, 8, 10, 3), np.uint8)
+    frames[1, :, :5] = 255
+    if R.mp4_available():
+        assert "video/mp4" in E.show_video(frames).data
+    monkeypatch.setattr(R, "mp4_available", lambda: False)  # as without imageio-ffmpeg
+    with pytest.warns(UserWarning, match="imageio-ffmpeg"):
+        html = E.show_video(frames, fps=5).data
+    assert html.startswith('<img src="data:image/gif;base64,')
+    back = iio.imread(io.BytesIO(base64.b64decode(html.split("base64,")[1].split('"')[0])), extension=".gif")
+    assert back.shape[:3] == (3, 8, 10) and back[1, 0, 0, 0] == 255 and back[0, 0, 0, 0] == 0
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or os.environ.get("DISPLAY"), reason="needs headless Linux")
 def test_missing_backend_gives_a_clear_message_not_a_crash():
     # MUJOCO_GL=glfw without a display cannot render: doctor() must say so (and name a backend

@@ -99,3 +99,20 @@ def test_bad_arguments():
         bridges.fit("cvae", profile="fast")
     with pytest.raises(ValueError, match="task"):
         bridges.fit("flow", task="maze", profile="fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (measurements then run there)")
+def test_measurement_on_cuda_matches_the_cpu(monkeypatch):
+    from mbc_lib import policies
+    from mbc_lib.train import train
+
+    task = tasks.make("fork", K=2, delta=3.0, sigma=0.1, chunk_len=8)
+    pol = policies.make("flow", obs_dim=1, action_dim=1, chunk_len=8, width=32, depth=1, seed=0)
+    train(pol, task.dataset(512, seed=0), steps=60, batch_size=128, seed=0, device="cpu", progress=False)
+    model = bridges.Model("flow", 2, 3.0, task, pol.cpu(), None)
+    on_gpu = bridges.measure(model, steps=4, seed=0, profile="fast")
+    assert pol.device.type == "cpu"
+    monkeypatch.setenv("MBC_DEVICE", "cpu")
+    on_cpu = bridges.measure(model, steps=4, seed=0, profile="fast")
+    assert np.allclose(on_gpu.bridge, on_cpu.bridge, atol=0.01)
+    assert np.allclose(on_gpu.L_hat, on_cpu.L_hat, rtol=0.02)

@@ -133,3 +133,23 @@ def test_device_selection(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             select_device("cuda")
+
+
+def test_on_compute_device_measures_on_cuda_and_returns_home(monkeypatch):
+    from mbc_lib.train import on_compute_device
+
+    _, _, policy = _small()
+    monkeypatch.delenv("MBC_THREADS", raising=False)
+    monkeypatch.setenv("MBC_DEVICE", "cpu")  # CUDA or not: $MBC_DEVICE=cpu keeps the policy home
+    with on_compute_device(policy) as dev:
+        assert dev.type == "cpu" and torch.get_num_threads() == 1  # small model: one CPU thread
+    monkeypatch.delenv("MBC_DEVICE")
+    obs = torch.zeros(3, 1)
+    with on_compute_device(policy) as dev:
+        assert policy.device.type == dev.type == ("cuda" if torch.cuda.is_available() else "cpu")
+        out = policy.sample(obs, 2, generator=torch.Generator().manual_seed(0))
+        assert out.device.type == dev.type
+    assert policy.device.type == "cpu"  # back where it was
+    with pytest.raises(RuntimeError, match="boom"), on_compute_device(policy):
+        raise RuntimeError("boom")
+    assert policy.device.type == "cpu"  # also after an error

@@ -37,13 +37,13 @@ from .evaluate import EvalResult, evaluate  # noqa: E402
 from .experts import Expert, PathExpert, PushExpert, make_expert  # noqa: E402
 from .path_env import MODE_COLORS, PathTask  # noqa: E402
 from .push_env import PushTask  # noqa: E402
-from .render import RenderDoctor, doctor, render_trajectory, save_video, show_video, tile_videos  # noqa: E402
+from .render import RenderDoctor, doctor, mp4_available, render_trajectory, save_video, show_video, tile_videos  # noqa: E402
 
 __all__ = [
     "ENV_IDS", "TASKS", "make", "make_task", "Task", "PathTask", "PushTask", "BatchSim", "MultimodalEnv",
     "OBS_TYPES", "MODE_COLORS", "episode_seeds", "Expert", "PathExpert", "PushExpert", "make_expert",
     "Trajectory", "collect_demos", "EvalResult", "evaluate", "RenderDoctor", "doctor", "render_trajectory",
-    "save_video", "show_video", "tile_videos",
+    "save_video", "show_video", "tile_videos", "mp4_available",
 ]  # fmt: skip
 
 #: env id -> task class

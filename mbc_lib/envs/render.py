@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-__all__ = ["RenderDoctor", "doctor", "make_renderer", "render_trajectory", "save_video", "tile_videos", "show_video"]
+__all__ = ["RenderDoctor", "doctor", "make_renderer", "render_trajectory", "save_video", "tile_videos", "show_video", "mp4_available"]
 
 _TINY_XML = '<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1"/></worldbody></mujoco>'
 
@@ -274,6 +275,17 @@ def save_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLik
     return path
 
 
+def mp4_available() -> bool:
+    """Whether :func:`save_video` can write ``.mp4`` here (imageio-ffmpeg and its ffmpeg binary)."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError, OSError):
+        return False
+    return True
+
+
 def show_video(video: np.ndarray | str | os.PathLike, fps: int = 25, width: int | None = None):
     """An ``IPython.display.HTML`` that plays frames (or an mp4/gif file) inline in a notebook."""
     import base64
@@ -282,9 +294,12 @@ def show_video(video: np.ndarray | str | os.PathLike, fps: int = 25, width: int 
     from IPython.display import HTML
 
     if not isinstance(video, (str, os.PathLike)):
+        suffix = ".mp4" if mp4_available() else ".gif"
+        if suffix == ".gif":
+            warnings.warn("no ffmpeg for mp4 (pip install imageio-ffmpeg); showing the video as a GIF instead",
+                          stacklevel=2)
         with tempfile.TemporaryDirectory() as tmp:
-            data = save_video(video, Path(tmp) / "video.mp4", fps=fps).read_bytes()
-        suffix = ".mp4"
+            data = save_video(video, Path(tmp) / f"video{suffix}", fps=fps).read_bytes()
     else:
         data, suffix = Path(video).read_bytes(), Path(video).suffix.lower()
     b64 = base64.b64encode(data).decode()

@@ -36,7 +36,7 @@ from .. import policies, tasks
 from ..diagnostics import assign_modes, jacobian_spectral_norm, random_segments, segment_profile, wilson_interval
 from ..plotting import OFF_SUPPORT_COLOR, mode_color, plot_chunks
 from ..profiles import budget
-from ..train import History, cpu_threads, progress_enabled, train
+from ..train import History, on_compute_device, progress_enabled, train
 from .transport import bridge_floor
 
 __all__ = [
@@ -221,13 +221,14 @@ def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None)
     seg_width, seg_floor = [], []
     plot: dict[str, object] = {}
     g = torch.Generator().manual_seed(seed)
-    with cpu_threads(pol, torch.device("cpu")):
+    with on_compute_device(pol):  # CUDA when present: the segments and Jacobians are the cost
         for i in range(len(obs_all)):
             obs = obs_all[i:i + 1]
             centers, radius = ms.centers[i], task.radius  # [K, H, d]
 
-            def f(eps: Tensor) -> Tensor:  # base [N, D] -> chunk [N, D]
-                return pol.transport(obs.expand(len(eps), -1), eps.float().reshape(-1, H, d), steps=steps).reshape(len(eps), D)
+            def f(eps: Tensor) -> Tensor:  # base [N, D] -> chunk [N, D], on the CPU
+                return pol.transport(obs.expand(len(eps), -1), eps.float().reshape(-1, H, d),
+                                     steps=steps).reshape(len(eps), D).cpu()
 
             eps = torch.randn((b["n_samples"], D), generator=g)
             with torch.no_grad():

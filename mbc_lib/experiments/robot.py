@@ -35,7 +35,7 @@ from ..diagnostics import wilson_interval
 from ..plotting import OFF_SUPPORT_COLOR
 from ..profiles import budget
 from ..profiles import profile as active_profile
-from ..train import History, cpu_threads, progress_enabled, train
+from ..train import History, on_compute_device, progress_enabled, train
 from . import cache
 from .chunking import ExecutorSpec
 
@@ -183,9 +183,9 @@ def rollout(model: Model, executor_spec: ExecutorSpec | str | dict[str, Any] = "
     """``n_episodes`` closed-loop episodes of ``model`` executed with ``executor_spec`` (see
     :func:`executor`); episode seeds differ from the demonstrations' (``seed + 1000``)."""
     _, ex = executor(executor_spec, model.chunk_len)
-    with cpu_threads(model.policy, torch.device("cpu")):  # one thread: small MLPs, shared cores
+    with on_compute_device(model.policy) as dev:  # CUDA when present, else one CPU thread (small MLPs, shared cores)
         return envs.evaluate(model.policy, env_id(model.env), n_episodes=n_episodes, seed=seed + 1000, executor=ex,
-                             batch_size=n_episodes, K=model.K, record=record, progress=False, device="cpu")
+                             batch_size=n_episodes, K=model.K, record=record, progress=False, device=dev)
 
 
 @dataclass

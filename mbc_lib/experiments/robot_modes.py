@@ -49,7 +49,7 @@ from ..data import ChunkDataset
 from ..plotting import OFF_SUPPORT_COLOR, mode_color
 from ..profiles import budget
 from ..profiles import profile as active_profile
-from ..train import History, cpu_threads, progress_enabled, train
+from ..train import History, on_compute_device, progress_enabled, train
 from . import cache
 from .bridges import implied_lipschitz
 from .transport import bridge_floor
@@ -387,13 +387,13 @@ def measure_transport(policy: policies.Policy, prof: ModeProfile, b: dict, seed:
     out: dict[str, list] = {k: [] for k in ("bridge", "min_mode_mass", "modes_covered", "L_hat", "L_median", "floor",
                                              "implied_L", "gap")}
     samples = []
-    with cpu_threads(policy, torch.device("cpu")):
+    with on_compute_device(policy):
         for i, c in enumerate(clusters):
             obs = torch.as_tensor(prof.query[0, i:i + 1], dtype=torch.float32)
 
-            def f(eps: Tensor) -> Tensor:  # base [N, H·d] -> chunk [N, H·d] (m/s)
+            def f(eps: Tensor) -> Tensor:  # base [N, H·d] -> chunk [N, H·d] (m/s), on the CPU
                 chunk = policy.transport(obs.expand(len(eps), -1), eps.float().reshape(-1, H, d))  # [N, H, d]
-                return chunk.reshape(len(eps), H * d)
+                return chunk.reshape(len(eps), H * d).cpu()
 
             eps = torch.randn((b["n_samples"], H * d), generator=g)
             with torch.no_grad():
@@ -477,7 +477,7 @@ def diagnose(profile: str | None = None, seed: int = 0, progress: bool | None = 
     bar.update()
     bar.close()
     for rep in reports.values():
-        with cpu_threads(rep.policy, torch.device("cpu")):
+        with on_compute_device(rep.policy):
             rep.rollout = envs.evaluate(rep.policy, env_id, n_episodes=b["n_eval"], seed=seed + 1, K=K, progress=False)
     result = RobotModes(H0, Hs, steps, demos, profiles, reports)
     cache.store("robot_modes", summary(result), prof_name, seed)

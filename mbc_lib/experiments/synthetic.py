@@ -50,7 +50,7 @@ from ..data import ChunkDataset
 from ..plotting import OFF_SUPPORT_COLOR, mode_color, plot_chunks
 from ..profiles import budget
 from ..profiles import profile as active_profile
-from ..train import History, cpu_threads, progress_enabled, train
+from ..train import History, on_compute_device, progress_enabled, train
 from . import bridges, cache, latent
 from .transport import bridge_floor
 
@@ -206,8 +206,8 @@ def measure(
     ``sample_kw`` go to ``policy.sample`` (e.g. ``steps``). Deterministic given ``seed``."""
     obs = eval_obs(task, n_obs)
     g = torch.Generator().manual_seed(seed + 7_000)
-    with cpu_threads(policy, torch.device("cpu")):
-        samples = policy.sample(obs, n_samples, generator=g, **sample_kw)  # [B, n, H, d]
+    with on_compute_device(policy):
+        samples = policy.sample(obs, n_samples, generator=g, **sample_kw).cpu()  # [B, n, H, d]
     ms = task.modes(obs)
     covs = diagnostics.mode_coverage_per_obs(samples, ms.centers, task.radius, ms.weights, tau=TAU)
     demos = task.sample_chunks(obs, n_sinkhorn, generator=g)  # [B, n_sinkhorn, H, d]
@@ -326,9 +326,10 @@ def sweep(
         for family in families:
             bar.set_postfix_str(f"{family} {task_name} K={K} Δc={delta:g}")
             key = (family, *setting)
-            if family == "cvae":
-                for r in beta_ratios:
-                    pol, _ = fit(family, task, data, b, seed=seed, progress=False, beta=float(r * th.beta_star))
+            if family == "cvae":  # the whole β sweep as one stacked model (same models as fit, to float tolerance)
+                pols, _ = latent.fit_cvaes(task, data, b, [dict(beta=float(r * th.beta_star), recon="l2")
+                                                           for r in beta_ratios], seed=seed, progress=False)
+                for r, pol in zip(beta_ratios, pols.values()):
                     res.models[(*key, float(r))] = pol
                     info = _cvae_information(pol, task, seed, b["n_obs"], b["n_samples"])
                     pred = {"beta_star": th.beta_star, "predicted_modes": float(K if r < 1 else 1 - collapse_off),

@@ -41,7 +41,7 @@ from ..diagnostics import (
 )
 from ..plotting import OFF_SUPPORT_COLOR, mode_color
 from ..profiles import budget
-from ..train import History, cpu_threads, train
+from ..train import History, on_compute_device, train
 
 __all__ = [
     "MapStats", "measure_map", "TrainedMap", "trained_map", "plot_trained_maps",
@@ -159,15 +159,15 @@ def trained_map(
     policy = policies.make(family, obs_dim=1, action_dim=1, chunk_len=1, width=b["width"], depth=b["depth"], seed=seed)
     history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], lr=b["lr"], seed=seed,
                     progress=progress, desc=f"{family} K={K} Δc={delta:g}")
-    policy.cpu()  # the maps are measured on the CPU (the full profile trains on CUDA when present)
+    policy.cpu()  # returned on the CPU; measured on CUDA when present (the grid is the cost)
     steps = steps if steps is not None else policy.config.steps
     obs = torch.zeros(1, 1)
     ms = task.modes(obs)
 
-    def f(eps: Tensor) -> Tensor:  # [N, 1] -> [N, 1]
-        return policy.transport(obs.expand(len(eps), -1), eps.float().reshape(-1, 1, 1), steps=steps).reshape(-1, 1)
+    def f(eps: Tensor) -> Tensor:  # [N, 1] -> [N, 1], on the CPU
+        return policy.transport(obs.expand(len(eps), -1), eps.float().reshape(-1, 1, 1), steps=steps).reshape(-1, 1).cpu()
 
-    with cpu_threads(policy, torch.device("cpu")):
+    with on_compute_device(policy):
         stats = measure_map(f, ms.centers[0], task.radius, delta - 2 * task.radius, tau, n_grid=b["n_grid"])
     return TrainedMap(family, K, float(delta), steps, task, policy, history, stats)
 
