@@ -326,6 +326,23 @@ def test_vq_restarts_dead_codes(fork):
     assert policy.codebook[0].abs().max() < 1e2, "the dead code was moved onto an encoding"
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_vq_restarts_dead_codes_under_bf16_autocast(fork, device):
+    """train() autocasts to bf16 on CUDA: the encodings are bf16, the codebook stays float32."""
+    task, data = fork
+    policy = policies.make("vq", seed=0, obs_dim=1, action_dim=1, chunk_len=task.chunk_len, dead_code_after=1,
+                           **TINY).to(device)
+    with torch.no_grad():
+        policy.codebook[0] = 1e3
+    policy.train()
+    batch = {k: v.to(device) for k, v in data.batch(torch.arange(64)).items()}
+    with torch.autocast(device, dtype=torch.bfloat16):
+        for _ in range(3):
+            policy.loss(batch)["loss"].backward()
+    assert policy.codebook.dtype == torch.float32 and policy.codebook[0].abs().max() < 1e2
+
+
 # -- mixture ---------------------------------------------------------------------------------------------
 def test_mixture_views(fitted, fork):
     task, data = fork

@@ -14,9 +14,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import ot
 
+from ..pot import import_pot
 from .modes import Array, flatten_chunks
+
+ot = import_pot()
 
 __all__ = ["sinkhorn_divergence", "entropic_ot", "mmd2", "median_bandwidth"]
 

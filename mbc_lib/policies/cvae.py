@@ -104,7 +104,9 @@ def sinkhorn_divergence(x: Tensor, y: Tensor, eps: float) -> Tensor:
     """Debiased Sinkhorn divergence S_ε = OT_ε(x, y) − ½OT_ε(x, x) − ½OT_ε(y, y) between the
     empirical measures of ``x, y [N, D]`` with squared-Euclidean cost (POT's solver;
     gradients by the envelope theorem, i.e. through the optimal dual potentials)."""
-    import ot  # POT; imported here so the rest of the library does not need it
+    from ..pot import import_pot  # imported here so the rest of the library does not need POT
+
+    ot = import_pot()
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sinkhorn did not converge")

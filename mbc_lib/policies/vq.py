@@ -105,7 +105,7 @@ class VQPolicy(Policy):
         dead = (self.unused_for >= self.config.dead_code_after).nonzero().flatten()
         if len(dead):
             pick = torch.randint(0, e.shape[0], (len(dead),), device=e.device)
-            self.codebook[dead] = e[pick]
+            self.codebook[dead] = e[pick].to(self.codebook.dtype)  # e is bf16 under CUDA autocast
             self.unused_for[dead] = 0
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
