@@ -1,7 +1,7 @@
 # The two commands of the course:
 #   make book   — set up .venv from scratch and build the executed book into _build/html
 #   make test   — set up the same .venv and run the whole test suite (unit tests, notebooks, built book)
-# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make sync-setup, make clean.
+# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make check-full, make full-gpu, make sync-setup, make clean.
 
 PYTHON     ?= python3
 VENV       ?= .venv
@@ -17,7 +17,7 @@ STAMP      := $(VENV)/.mbc-installed
 # (standard on CPU, full on CUDA) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: setup book book-fast test unit bench bench-book check-full exercises sync-setup clean
+.PHONY: setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,11 @@ bench-book: $(STAMP)
 # every experiment with the grids of the `full` profile (the CUDA default) at toy sizes: minutes on a CPU
 check-full: $(STAMP)
 	$(BIN)/python tools/check_full_profile.py
+
+# on a machine with a GPU: unit tests on CUDA, check-full, throughput, then every notebook at the
+# full profile one at a time (logs and executed notebooks in artifacts/full-gpu)
+full-gpu: $(STAMP)
+	PYTHON=$(BIN)/python bash tools/full_profile_gpu.sh
 
 # exercises/ is generated from solutions/ (never edit it by hand)
 exercises: $(STAMP)

@@ -142,12 +142,14 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print("== notebook times")
     print(machine_line(device))
+    failed: list[str] = []  # notebooks (or the book) that did not run clean: exit status 1
     if not args.skip_notebooks and (args.jobs > 1 or args.save):
         notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
         env = {**base_env, "MBC_PROFILE": args.profile, "MBC_STATIC_WIDGETS": "1",
                "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, args.jobs)))}
         t0 = time.perf_counter()
         rows = _run_parallel(notebooks, env, args)
+        failed += [r[0] for r in rows if r[2] != "ok"]
         rows.append([f"all ({args.jobs} at a time)", f"{time.perf_counter() - t0:.1f}", "", ""])
         print(table([f"notebook ({args.profile} profile)", "wall s", "status", "slowest cell"], rows))
     elif not args.skip_notebooks:
@@ -163,6 +165,7 @@ def main() -> None:
                 if rc != 0:
                     status = f"FAILED (rc {rc})"
                     print(tail, file=sys.stderr)
+                    failed.append(nb)
             total += statistics.median(times)
             rows.append([nb, median_range(times, "{:.1f}"), status, f"{load_before} → {load_average()}"])
             print(f"  done {nb}", flush=True)
@@ -176,9 +179,12 @@ def main() -> None:
                                {**base_env, "MBC_PROFILE": "standard", "MBC_STATIC_WIDGETS": "1"})
             if rc != 0:
                 print(tail, file=sys.stderr)
+                failed.append("book")
             print(table(["book build", "wall s", "status", "load before → after"],
                         [["standard profile (jupyter-book build)", f"{t:.1f}", "ok" if rc == 0 else f"FAILED (rc {rc})",
                           f"{load_before} → {load_average()}"]]))
+    if failed:
+        sys.exit(f"not clean: {', '.join(dict.fromkeys(failed))}")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@
 
 * ``fast``     — CI and nbval: seconds per notebook on 2 CPU cores, tiny models;
 * ``standard`` — the CPU default: minutes per notebook;
-* ``full``     — the CUDA default: the numbers the book quotes; wider grids and larger models,
-  sized so that every notebook runs in minutes on one GPU (measured on an H200:
-  ``benchmarks/notebook_times.py --profile full``).
+* ``full``     — the CUDA default: the numbers the book quotes; wider grids and larger models
+  (width 256 × depth 3, batch 512). These MLPs are launch-bound on a GPU: one training step
+  took 4.6 ms (regression) to 7.9 ms (cvae), 12 ms (vq) and 110 ms (Sinkhorn-WAE) on the H200
+  lent to this project, so a notebook takes seconds (ch. 2) to ~2 min (ch. 3, measured) and
+  ~12 min for the heaviest (ch. 7: 66 trainings of 1,500 steps, estimated). ``make full-gpu``
+  measures it; run notebooks one at a time (processes sharing one GPU slow each other down).
 
 Experiments never branch on the profile by hand: they call :func:`budget` with
 their own name and get the sizes from :data:`BUDGETS`, the one table of sizes.
