@@ -143,8 +143,8 @@ def main() -> None:
     print("== notebook times")
     print(machine_line(device))
     failed: list[str] = []  # notebooks (or the book) that did not run clean: exit status 1
+    notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
     if not args.skip_notebooks and (args.jobs > 1 or args.save):
-        notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
         env = {**base_env, "MBC_PROFILE": args.profile, "MBC_STATIC_WIDGETS": "1",
                "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, args.jobs)))}
         t0 = time.perf_counter()
@@ -153,7 +153,6 @@ def main() -> None:
         rows.append([f"all ({args.jobs} at a time)", f"{time.perf_counter() - t0:.1f}", "", ""])
         print(table([f"notebook ({args.profile} profile)", "wall s", "status", "slowest cell"], rows))
     elif not args.skip_notebooks:
-        notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
         rows, total = [], 0.0
         for nb in notebooks:
             times, status = [], "ok"

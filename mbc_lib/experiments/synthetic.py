@@ -75,6 +75,10 @@ SIGMA, CHUNK_LEN = 0.1, 8  # within-mode noise and chunk length of every task (c
 # ---------------------------------------------------------------------------------------
 # tasks and observations
 # ---------------------------------------------------------------------------------------
+#: the cvae's settings besides β (fit and the batched β sweep share them): L2, the loss β* is computed for
+CVAE_CONFIG = dict(recon="l2")
+
+
 def make_task(name: str, K: int, delta: float, sigma: float = SIGMA, chunk_len: int = CHUNK_LEN) -> tasks.Task:
     """The task of one setting, with neighbouring mode centres ``delta`` (Δ_c) apart as chunks.
 
@@ -125,7 +129,7 @@ def fit(
         raise ValueError(f"unknown policy family {family!r}; choose one of: {', '.join(FAMILIES)}")
     extra: dict = {}
     if family == "cvae":
-        extra = dict(latent_dim=b["latent_dim"], recon="l2")  # L2: the loss β* is computed for
+        extra = dict(latent_dim=b["latent_dim"], **CVAE_CONFIG)
     elif family == "mixture":
         extra = dict(num_components=max(5, task.K + 2))  # more components than modes
     elif family == "vq":
@@ -327,10 +331,11 @@ def sweep(
             bar.set_postfix_str(f"{family} {task_name} K={K} Δc={delta:g}")
             key = (family, *setting)
             if family == "cvae":  # the whole β sweep as one stacked model (same models as fit, to float tolerance)
-                pols, _ = latent.fit_cvaes(task, data, b, [dict(beta=float(r * th.beta_star), recon="l2")
-                                                           for r in beta_ratios], seed=seed, progress=False)
-                for r, pol in zip(beta_ratios, pols.values()):
-                    res.models[(*key, float(r))] = pol
+                pols, _ = latent.fit_cvaes(task, data, b, [dict(beta=float(r * th.beta_star), **CVAE_CONFIG)
+                                                           for r in beta_ratios], seed=seed, progress=False,
+                                           keys=beta_ratios)
+                for r in beta_ratios:
+                    pol = res.models[(*key, float(r))] = pols[r]
                     info = _cvae_information(pol, task, seed, b["n_obs"], b["n_samples"])
                     pred = {"beta_star": th.beta_star, "predicted_modes": float(K if r < 1 else 1 - collapse_off),
                             "predicted_off_support": collapse_off if r >= 1 else math.nan, **info}
