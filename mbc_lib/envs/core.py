@@ -25,7 +25,7 @@ import gymnasium
 import mujoco
 import numpy as np
 
-__all__ = ["Task", "BatchSim", "MultimodalEnv", "OBS_TYPES", "as_generator", "episode_seeds"]
+__all__ = ["Task", "BatchSim", "MultimodalEnv", "OBS_TYPES", "as_generator", "episode_seeds", "planar_scene"]
 
 #: ``state``: low-dimensional state ``[obs_dim]`` (float64);
 #: ``pixels``: a top-down RGB image ``[S, S, 3]`` (uint8), ``S = image_size``.
@@ -36,6 +36,35 @@ OBS_TYPES = ("state", "pixels")
 def _compile(xml: str) -> mujoco.MjModel:
     """MJCF string -> MjModel, compiled once per distinct model (models are read-only here)."""
     return mujoco.MjModel.from_xml_string(xml)
+
+
+def planar_scene(model: str, timestep: float, world: str, joints: tuple[str, str], kv: float, v_max: float) -> str:
+    """MJCF of a top-down table scene shared by the robot tasks.
+
+    ``world``: the task's geoms, sites and bodies inside ``<worldbody>`` (after the light,
+    the ``top`` camera and the floor). ``joints``: the x and y slide joints that get velocity
+    actuators ``vx``, ``vy`` with gain ``kv`` (N·s/m) and commands limited to ±``v_max`` (m/s).
+    """
+    v = v_max
+    return f"""
+<mujoco model="{model}">
+  <option timestep="{timestep}" integrator="implicitfast"/>
+  <size memory="256K"/>  <!-- arena per MjData: ~3 KB used; the 13 MB default makes B envs slow to allocate -->
+  <visual>
+    <global offwidth="640" offheight="480"/><quality shadowsize="0"/>
+    <headlight ambient=".35 .35 .35" diffuse=".35 .35 .35" specular="0 0 0"/>
+  </visual>
+  <worldbody>
+    <light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse=".5 .5 .5" specular="0 0 0"/>
+    <camera name="top" pos="0 0 0.85" xyaxes="1 0 0 0 1 0" fovy="45"/>
+    <geom name="floor" type="plane" size="0.6 0.45 0.01" rgba=".9 .9 .87 1" contype="0" conaffinity="0"/>
+{world}
+  </worldbody>
+  <actuator>
+    <velocity name="vx" joint="{joints[0]}" kv="{kv}" ctrlrange="{-v} {v}" ctrllimited="true"/>
+    <velocity name="vy" joint="{joints[1]}" kv="{kv}" ctrlrange="{-v} {v}" ctrllimited="true"/>
+  </actuator>
+</mujoco>"""
 
 
 def episode_seeds(seed: int, n: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from .core import Task
+from .core import Task, planar_scene
 
 __all__ = ["PathTask", "MODE_COLORS"]
 
@@ -94,20 +94,7 @@ class PathTask(Task):
             f'rgba="{rgba(MODE_COLORS[k % len(MODE_COLORS)][:3] + (0.6,))}"/>'  # the gap, coloured by mode
             for k, g in enumerate(self.gap_centers)
         )
-        v = self.v_max
-        return f"""
-<mujoco model="path_gaps_K{self.K}">
-  <option timestep="{self.timestep}" integrator="implicitfast"/>
-  <size memory="256K"/>  <!-- arena per MjData: ~3 KB used; the 13 MB default makes B envs slow to allocate -->
-  <visual>
-    <global offwidth="640" offheight="480"/><quality shadowsize="0"/>
-    <headlight ambient=".35 .35 .35" diffuse=".35 .35 .35" specular="0 0 0"/>
-  </visual>
-  <worldbody>
-    <light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse=".5 .5 .5" specular="0 0 0"/>
-    <camera name="top" pos="0 0 0.85" xyaxes="1 0 0 0 1 0" fovy="45"/>
-    <geom name="floor" type="plane" size="0.6 0.45 0.01" rgba=".9 .9 .87 1" contype="0" conaffinity="0"/>
-    {"".join(walls)}
+        world = f"""    {"".join(walls)}
     {markers}
     <site name="target" pos="{self.target[0]} {self.target[1]} 0.001" type="cylinder"
           size="{self.target_radius} 0.001" rgba=".15 .15 .15 .3"/>
@@ -116,12 +103,8 @@ class PathTask(Task):
       <joint name="y" type="slide" axis="0 1 0" range="{self.y_range[0]} {self.y_range[1]}" limited="true"/>
       <geom name="effector" type="sphere" size="{r}" mass="0.2" rgba=".85 .2 .2 1" contype="1" conaffinity="2"/>
     </body>
-  </worldbody>
-  <actuator>
-    <velocity name="vx" joint="x" kv="{self.kv}" ctrlrange="{-v} {v}" ctrllimited="true"/>
-    <velocity name="vy" joint="y" kv="{self.kv}" ctrlrange="{-v} {v}" ctrllimited="true"/>
-  </actuator>
-</mujoco>"""
+"""
+        return planar_scene(f"path_gaps_K{self.K}", self.timestep, world.rstrip("\n"), ("x", "y"), self.kv, self.v_max)
 
     def initial_qpos(self, rng: np.random.Generator) -> np.ndarray:
         jitter = rng.uniform(-1.0, 1.0, size=2) * np.asarray(self.start_jitter)

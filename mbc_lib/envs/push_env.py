@@ -28,7 +28,7 @@ import functools
 
 import numpy as np
 
-from .core import Task
+from .core import Task, planar_scene
 from .path_env import MODE_COLORS, rgba
 
 __all__ = ["PushTask"]
@@ -75,20 +75,8 @@ class PushTask(Task):
             f'size="{self.bin_radius + 0.01} 0.001" rgba="{rgba(MODE_COLORS[k % len(MODE_COLORS)][:3] + (0.55,))}"/>'
             for k, c in enumerate(self.bin_centers)
         )
-        v, z = self.v_max, 0.015
-        return f"""
-<mujoco model="push_bins_K{self.K}">
-  <option timestep="{self.timestep}" integrator="implicitfast"/>
-  <size memory="256K"/>  <!-- arena per MjData: ~3 KB used; the 13 MB default makes B envs slow to allocate -->
-  <visual>
-    <global offwidth="640" offheight="480"/><quality shadowsize="0"/>
-    <headlight ambient=".35 .35 .35" diffuse=".35 .35 .35" specular="0 0 0"/>
-  </visual>
-  <worldbody>
-    <light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse=".5 .5 .5" specular="0 0 0"/>
-    <camera name="top" pos="0 0 0.85" xyaxes="1 0 0 0 1 0" fovy="45"/>
-    <geom name="floor" type="plane" size="0.6 0.45 0.01" rgba=".9 .9 .87 1" contype="0" conaffinity="0"/>
-    {bins}
+        z = 0.015
+        world = f"""    {bins}
     <body name="pusher" pos="0 0 {z}">
       <joint name="pusher_x" type="slide" axis="1 0 0" range="{-A + rp} {A - rp}" limited="true"/>
       <joint name="pusher_y" type="slide" axis="0 1 0" range="{self.y_range[0]} {self.y_range[1]}" limited="true"/>
@@ -101,12 +89,8 @@ class PushTask(Task):
       <geom name="puck" type="cylinder" size="{rb} {z}" mass="0.2" rgba=".25 .25 .28 1" condim="1"
             contype="1" conaffinity="1"/>
     </body>
-  </worldbody>
-  <actuator>
-    <velocity name="vx" joint="pusher_x" kv="{self.kv}" ctrlrange="{-v} {v}" ctrllimited="true"/>
-    <velocity name="vy" joint="pusher_y" kv="{self.kv}" ctrlrange="{-v} {v}" ctrllimited="true"/>
-  </actuator>
-</mujoco>"""
+"""
+        return planar_scene(f"push_bins_K{self.K}", self.timestep, world.rstrip("\n"), ("pusher_x", "pusher_y"), self.kv, self.v_max)
 
     def initial_qpos(self, rng: np.random.Generator) -> np.ndarray:
         pusher = np.asarray(self.pusher_start) + rng.uniform(-1.0, 1.0, 2) * np.asarray(self.pusher_jitter)
