@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["use_style", "mode_color", "OFF_SUPPORT_COLOR", "plot_chunks", "plot_mode_mass"]
+__all__ = ["use_style", "mode_color", "OFF_SUPPORT_COLOR", "plot_chunks", "plot_mode_mass", "sequence_ticks", "log_scale"]
 
 #: colour of chunks that fall in no mode (label −1)
 OFF_SUPPORT_COLOR = "#d62728"
@@ -91,3 +91,18 @@ def plot_mode_mass(ax: plt.Axes, labelled: dict[str, object], K: int) -> None:
 def sequence_ticks(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> None:
     """Put ticks exactly at the swept values."""
     (ax.set_xticks if axis == "x" else ax.set_yticks)(list(values))
+
+
+def log_scale(ax: plt.Axes, axis: str = "y") -> bool:
+    """Log-scale ``axis`` ("x" or "y") of ``ax`` if its lines hold a positive finite value; else
+    leave it linear and say so on the axes (a log axis with no positive data cannot be drawn —
+    e.g. a widths panel when no segment crossed between modes). Returns whether it is log."""
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    data = [np.asarray(line.get_xdata() if axis == "x" else line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    positive = any(np.any(np.isfinite(d) & (d > 0)) for d in data)
+    if positive:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    else:
+        ax.text(0.5, 0.5, "no positive values to show", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    return positive

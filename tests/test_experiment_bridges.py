@@ -1,6 +1,9 @@
 """Chapter 6's claims, checked on the experiment functions the notebook calls (fast profile)."""
+import dataclasses
+import io
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -67,6 +70,17 @@ class _ClippedLinear(torch.nn.Module):
         u = (c[:, 1] - c[:, 0]) / self.task.delta
         t = (self.L * (base_noise[:, :1, :1] - self.a0)).clamp(0, self.task.delta)  # [B, 1, 1]
         return c[:, 0] + t * u
+
+
+def test_step_plots_draw_when_no_segment_crossed_between_modes(swept):
+    # A map collapsed onto one mode crosses no segment: every width is undefined (NaN). Its panel
+    # cannot be log-scaled; the figure must still draw (tight layout raised here before).
+    _, stats = swept
+    collapsed = {k: dataclasses.replace(s, width=np.full_like(s.width, np.nan), width_floor=np.full_like(s.width, np.nan))
+                 for k, s in stats.items()}
+    for fig in (bridges.plot_steps(collapsed, K=2, delta=3.0, families=("flow",)), bridges.plot_modes_sweep(collapsed)):
+        fig.savefig(io.BytesIO(), bbox_inches="tight")
+        plt.close(fig)
 
 
 def test_measurement_recovers_a_known_map():

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .. import policies, tasks
 from ..diagnostics import assign_modes, jacobian_spectral_norm, random_segments, segment_profile, wilson_interval
-from ..plotting import OFF_SUPPORT_COLOR, mode_color, plot_chunks
+from ..plotting import OFF_SUPPORT_COLOR, log_scale, mode_color, plot_chunks
 from ..profiles import budget
 from ..train import History, on_compute_device, progress_enabled, train
 from .transport import bridge_floor
@@ -376,9 +376,11 @@ def plot_steps(stats: dict, K: int = 2, delta: float = 3.0, families: Sequence[s
     for ax in (ax1, ax2, ax3):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sampler steps")
-    ax1.set(yscale="log", ylabel="task units per base unit", title=f"(a) Lipschitz estimates (fork K={K}, Δc={delta:g})")
-    ax2.set(yscale="log", ylabel="mass in no mode", title="(b) bridge mass and its floor")
-    ax3.set(yscale="log", ylabel="base length", title="(c) transition width on crossing segments")
+    ax1.set(ylabel="task units per base unit", title=f"(a) Lipschitz estimates (fork K={K}, Δc={delta:g})")
+    ax2.set(ylabel="mass in no mode", title="(b) bridge mass and its floor")
+    ax3.set(ylabel="base length", title="(c) transition width on crossing segments")
+    for ax in (ax1, ax2, ax3):
+        log_scale(ax, "y")
     for ax in (ax1, ax2, ax3):
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -399,7 +401,8 @@ def plot_modes_sweep(stats: dict, family: str = "flow", base: tuple[int, float] 
             c = f"C{i}"
             ax.plot(S, _pos(r["bridge"] for r in rows), "o-", color=c, ms=7 - i, label=f"{name} = {v:g}: bridge")
             ax.plot(S, _pos(r["floor"] for r in rows), "v--", color=c, mfc="none", ms=8, label=f"{name} = {v:g}: floor at L̂")
-        ax.set(xscale="log", yscale="log", xlabel="sampler steps", title=f"{family}, {fixed}")
+        ax.set(xlabel="sampler steps", title=f"{family}, {fixed}")
+        log_scale(ax, "y")
         ax.set_xscale("log", base=2)
         ax.legend(fontsize=7, ncol=1)
     axes[0].set_ylabel("mass in no mode")
