@@ -52,9 +52,11 @@ bench: $(STAMP)
 bench-book: $(STAMP)
 	$(BIN)/python benchmarks/notebook_times.py
 
-# every experiment with the grids of the `full` profile (the CUDA default) at toy sizes: minutes on a CPU
+# every experiment, then every chapter, with the grids of the `full` profile (the CUDA default) at toy
+# sizes: minutes on a CPU (the chapters' part also runs in `make test`: tests/test_full_profile_grids.py)
 check-full: $(STAMP)
 	$(BIN)/python tools/check_full_profile.py
+	$(BIN)/python tools/check_full_profile.py --notebooks
 
 # on a machine with a GPU: unit tests on CUDA, check-full, throughput, then every notebook at the
 # full profile one at a time (logs and executed notebooks in artifacts/full-gpu)
