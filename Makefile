@@ -1,7 +1,7 @@
 # The two commands of the course:
 #   make book   — set up .venv from scratch and build the executed book into _build/html
 #   make test   — set up the same .venv and run the whole test suite (unit tests, notebooks, built book)
-# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make check-full, make full-gpu, make sync-setup, make checked-outputs, make clean.
+# Other targets: make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make check-full, make full-gpu, make sync-setup, make clean.
 
 PYTHON     ?= python3
 VENV       ?= .venv
@@ -17,7 +17,7 @@ STAMP      := $(VENV)/.mbc-installed
 # (standard on CPU, full on CUDA) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup checked-outputs clean
+.PHONY: setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup clean
 
 setup: $(STAMP)
 
@@ -69,10 +69,6 @@ exercises: $(STAMP)
 
 sync-setup: $(STAMP)
 	$(BIN)/python tools/setup_cell.py sync
-
-# reference outputs of the cells marked # NBVAL_CHECK_OUTPUT (every other cell is stored empty)
-checked-outputs: $(STAMP)
-	$(BIN)/python tools/checked_outputs.py store
 
 clean:
 	rm -rf _build .pytest_cache
