@@ -381,7 +381,6 @@ def plot_steps(stats: dict, K: int = 2, delta: float = 3.0, families: Sequence[s
     ax3.set(ylabel="base length", title="(c) transition width on crossing segments")
     for ax in (ax1, ax2, ax3):
         log_scale(ax, "y")
-    for ax in (ax1, ax2, ax3):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
