@@ -64,7 +64,7 @@ def check_notebook(path: Path, timeout: int = 900) -> str:
     """Execute ``path`` at the full profile's grids with toy sizes; ``"ok"`` or what failed."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(PREAMBLE))
@@ -76,6 +76,8 @@ def check_notebook(path: Path, timeout: int = 900) -> str:
         cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), 0)
         last = re.sub(r"\x1b\[[0-9;]*m", "", str(err).strip().splitlines()[-1])  # without terminal colours
         return f"code cell {sum(c.cell_type == 'code' for c in nb.cells[1:cell])}: {last[:300]}"
+    except (CellTimeoutError, DeadKernelError) as err:  # a hung or crashed kernel: say so, do not raise
+        return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
     return "ok"
 
 
