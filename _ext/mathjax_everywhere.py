@@ -1,6 +1,6 @@
 """Load MathJax on every page, not only on pages with math in their body.
 
-The sidebar lists every page title, and some titles contain math (exercise 6: $N^\\tau$); without
+The sidebar lists every page title, and some titles contain math (Exercise 5.2: $N^\\tau$); without
 this, pages with no math of their own showed that title as raw TeX.
 """
 

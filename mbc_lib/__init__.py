@@ -15,15 +15,21 @@ from .profiles import budget, profile  # noqa: E402
 __all__ = ["__version__", "budget", "profile", "setup"]
 
 
-def setup(render: bool = False, quiet: bool = False) -> dict[str, str]:
-    """The notebooks' first call: pick the device, report device and profile, set plot style.
+def setup(render: bool = False, quiet: bool = False, seed: int = 0) -> dict[str, object]:
+    """The notebooks' first call: pick the device, report device, profile and seed, set plot style.
 
-    Returns ``{"device": ..., "profile": ..., "version": ...}``. With ``render=True`` it also
-    checks the MuJoCo rendering backend (robot chapters).
+    Returns ``{"device": ..., "profile": ..., "version": ..., "seed": ...}``; the chapters pass
+    ``info["seed"]`` to their experiments. In a notebook it shows one rendered line saying which
+    profile, seed and device produced the page's numbers. With ``render=True`` it also checks the
+    MuJoCo rendering backend (robot chapters).
     """
+    from .report import in_notebook, provenance_line
     from .train import select_device
 
-    info = {"version": __version__, "device": str(select_device()), "profile": profile()}
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int (got {seed!r})")
+    info: dict[str, object] = {"version": __version__, "device": str(select_device()), "profile": profile(),
+                               "seed": seed}
     try:
         from . import plotting
 
@@ -35,5 +41,11 @@ def setup(render: bool = False, quiet: bool = False) -> dict[str, str]:
 
         info["render"] = doctor(verbose=not quiet).backend or "none"
     if not quiet:
-        print(f"mbc_lib {info['version']} | device: {info['device']} | profile: {info['profile']}")
+        line = provenance_line(str(info["profile"]), str(info["device"]), seed, __version__)
+        if in_notebook():
+            from IPython.display import Markdown, display
+
+            display(Markdown(line))
+        else:
+            print(line.replace("**", "").replace("`", "").replace("*", ""))
     return info

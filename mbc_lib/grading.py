@@ -120,7 +120,7 @@ def run_cases(name: str, fn: Callable, cases: Sequence[Case], hint: str = "", at
     return CheckResult(name, not messages, len(cases), messages)
 
 
-# -- exercise 1: regression and the averaging of modes -----------------------------------------------
+# -- exercise 1.1: regression and the averaging of modes -----------------------------------------------
 
 def _regression_cases(kind: str) -> list[Case]:
     g = torch.Generator().manual_seed(1)
@@ -137,13 +137,13 @@ def _regression_cases(kind: str) -> list[Case]:
 
 def check_l2_loss(fn: Callable) -> CheckResult:
     """``fn(pred, target)`` = mean over all elements of (pred − target)²."""
-    return run_cases("Exercise 1a (L2 loss)", fn, _regression_cases("l2"),
+    return run_cases("Exercise 1.1a (L2 loss)", fn, _regression_cases("l2"),
                      hint="average the squared error over every element, not the sum and not the root")
 
 
 def check_l1_loss(fn: Callable) -> CheckResult:
     """``fn(pred, target)`` = mean over all elements of |pred − target|."""
-    return run_cases("Exercise 1a (L1 loss)", fn, _regression_cases("l1"),
+    return run_cases("Exercise 1.1a (L1 loss)", fn, _regression_cases("l1"),
                      hint="average the absolute error over every element")
 
 
@@ -156,18 +156,18 @@ def check_optimal_constant(fn: Callable) -> CheckResult:
     for name, x in [("a symmetric two-mode sample", bimodal), ("a skewed sample", skewed), ("one sample", torch.tensor([3.0]))]:
         cases.append(Case(f"l2 on {name}", (x, "l2"), float(x.mean())))
         cases.append(Case(f"l1 on {name}", (x, "l1"), float(x.median())))
-    return run_cases("Exercise 1b (optimal constant prediction)", fn, cases,
+    return run_cases("Exercise 1.1b (optimal constant prediction)", fn, cases,
                      hint="for l2 the minimiser is the mean; for l1 it is a median (odd-sized samples: the middle value)")
 
 
-# -- exercise 2: chunk execution ------------------------------------------------------------------------
+# -- exercise 2.1: chunk execution ------------------------------------------------------------------------
 
 def check_ensemble_weights(fn: Callable) -> CheckResult:
     """``fn(n, m)`` = ACT's weights exp(−m·i), i = 0 oldest, normalised, as a tensor [n]."""
     from .control import ensemble_weights
 
     cases = [Case(f"n={n}, m={m}", (n, m), ensemble_weights(n, m)) for n, m in [(1, 0.01), (4, 0.0), (4, 0.5), (6, 2.0)]]
-    return run_cases("Exercise 2a (temporal-ensembling weights)", fn, cases,
+    return run_cases("Exercise 2.1a (temporal-ensembling weights)", fn, cases,
                      hint="index 0 is the OLDEST prediction and gets the largest weight; the weights sum to 1")
 
 
@@ -192,7 +192,7 @@ def check_queue_execution(fn: Callable) -> CheckResult:
     ``chunk_at(t)`` is the chunk the policy returns when queried at step t."""
     cases = [Case(f"H={H}, n_action_steps={n}, T={T}", (_chunk_at(H), H, n, T), _run_executor(H, T, n_action_steps=n))
              for H, n, T in [(3, 3, 7), (4, 1, 5), (4, 2, 9), (1, 1, 3)]]
-    return run_cases("Exercise 2b (action queue)", fn, cases,
+    return run_cases("Exercise 2.1b (action queue)", fn, cases,
                      hint="query only when the queue is empty, at the current step t, and execute the first n_action_steps actions")
 
 
@@ -200,11 +200,11 @@ def check_ensemble_execution(fn: Callable) -> CheckResult:
     """``fn(chunk_at, H, m, T)`` = the T executed actions of temporal ensembling (query every step)."""
     cases = [Case(f"H={H}, m={m}, T={T}", (_chunk_at(H), H, m, T), _run_executor(H, T, m=m))
              for H, m, T in [(3, 0.0, 6), (4, 0.5, 7), (2, 5.0, 4), (1, 0.1, 3)]]
-    return run_cases("Exercise 2c (temporal ensembling)", fn, cases,
+    return run_cases("Exercise 2.1c (temporal ensembling)", fn, cases,
                      hint="at step t, the chunk queried at step q ≤ t predicts its element t − q; use only chunks with t − q < H")
 
 
-# -- exercise 5: flow matching ---------------------------------------------------------------------------
+# -- exercise 5.1: flow matching ---------------------------------------------------------------------------
 
 def _toy_velocity():
     """A fixed, non-trivial velocity field v(x, t) = sin(x)·(1 + t) − 0.5·x."""
@@ -221,7 +221,7 @@ def check_flow_matching_loss(fn: Callable) -> CheckResult:
         xt = (1 - t[:, None]) * x0 + t[:, None] * x1
         ref = (v(xt, t) - (x1 - x0)).pow(2).mean()
         cases.append(Case(f"batch {B}×{d}", (v, x0, x1, t), float(ref)))
-    return run_cases("Exercise 5a (flow-matching loss)", fn, cases,
+    return run_cases("Exercise 5.1a (flow-matching loss)", fn, cases,
                      hint="noise x0 at t = 0, data x1 at t = 1; the straight path's velocity is x1 − x0")
 
 
@@ -242,11 +242,11 @@ def check_euler_sampler(fn: Callable) -> CheckResult:
         cases.append(Case(f"{steps} steps, batch {B}×{d}", (v, x0, steps), ref(x0, steps)))
     linear = lambda x, t: torch.ones_like(x)  # noqa: E731  (exact for Euler: x1 = x0 + 1)
     cases.append(Case("constant velocity 1", (linear, torch.zeros(2, 3), 7), torch.ones(2, 3)))
-    return run_cases("Exercise 5b (Euler sampler)", fn, cases,
+    return run_cases("Exercise 5.1b (Euler sampler)", fn, cases,
                      hint="start at t = 0, step size 1/steps, evaluate v at the START of each step, end at t = 1")
 
 
-# -- exercise 3: the KL, the CVAE loss and the Fano bound -------------------------------------------------
+# -- exercise 3.1: the KL, the CVAE loss and the Fano bound -------------------------------------------------
 
 def _kl_diag(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
     return 0.5 * (torch.exp(logvar_q - logvar_p) + (mu_q - mu_p) ** 2 * torch.exp(-logvar_p) - 1 + logvar_p - logvar_q).sum(-1)
@@ -268,7 +268,7 @@ def check_gaussian_kl(fn: Callable) -> CheckResult:
     cases.append(Case("q equal to p", (same, same, same, same), torch.zeros(3)))
     cases.append(Case("N(1, 1) against N(0, 1)", (torch.ones(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1)),
                       torch.tensor([0.5])))
-    return run_cases("Exercise 3a (KL between diagonal Gaussians)", fn, cases,
+    return run_cases("Exercise 3.1a (KL between diagonal Gaussians)", fn, cases,
                      hint="KL(q‖p) = ½ Σ_j [σ_q²/σ_p² + (μ_q − μ_p)²/σ_p² − 1 + log σ_p² − log σ_q²], with σ² = exp(logvar); "
                           "sum over latent dims, one number per row, and mind which distribution is q")
 
@@ -288,7 +288,7 @@ def check_cvae_loss(fn: Callable) -> CheckResult:
     mu, logvar = torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g)
     ref = 2.0 * _kl_diag(mu, logvar, torch.zeros_like(mu), torch.zeros_like(mu)).mean()
     cases.append(Case("perfect reconstruction: only β·KL (dz=3, β=2)", (chunk, chunk.clone(), mu, logvar, 2.0), float(ref)))
-    return run_cases("Exercise 3b (the CVAE loss)", fn, cases,
+    return run_cases("Exercise 3.1b (the CVAE loss)", fn, cases,
                      hint="reconstruction: MEAN over batch, steps and action dims; KL: SUM over latent dims, then mean "
                           "over the batch; only the KL is multiplied by β")
 
@@ -301,12 +301,12 @@ def check_fano_bound(fn: Callable) -> CheckResult:
     for w, rho in [([0.5, 0.5], 0.0), ([0.5, 0.5], 0.1), ([0.25] * 4, 0.2), ([0.7, 0.2, 0.1], 0.05),
                    ([0.5, 0.5], 0.5), ([0.125] * 8, 0.0)]:
         cases.append(Case(f"π = {w}, ρ = {rho}", (torch.tensor(w), rho), theory.fano_bound(w, rho)))
-    return run_cases("Exercise 3c (Fano bound)", fn, cases,
+    return run_cases("Exercise 3.1c (Fano bound)", fn, cases,
                      hint="natural logs; h(ρ) = −ρ log ρ − (1−ρ) log(1−ρ) with 0 log 0 = 0; "
                           "do not forget the ρ log(K − 1) term when K > 2")
 
 
-# -- exercise 4: the critical β ------------------------------------------------------------------------
+# -- exercise 3.2: the critical β ------------------------------------------------------------------------
 
 def check_critical_beta_equal(fn: Callable) -> CheckResult:
     """``fn(K, delta, sigma, sigma_d)`` = β* = (σ² + Δ²(K² − 1)/12)/σ_d² for K equal, equally spaced 1-D modes (L2)."""
@@ -315,7 +315,7 @@ def check_critical_beta_equal(fn: Callable) -> CheckResult:
     cases = [Case(f"K={K}, Δ={dl}, σ={s}, σ_d={sd}", (K, dl, s, sd), theory.critical_beta_equal_spacing(K, dl, s, sd))
              for K, dl, s, sd in [(2, 4.0, 1.0, 1.0), (3, 4.0, 1.0, 1.0), (2, 2.0, 0.5, 2.0), (5, 1.0, 0.1, 0.5),
                                   (1, 3.0, 0.3, 1.0)]]
-    return run_cases("Exercise 4a (β* of the analytic toy)", fn, cases,
+    return run_cases("Exercise 3.2a (β* of the analytic toy)", fn, cases,
                      hint="β* = v′/σ_d² with v′ the variance of A along the line: within-mode σ² plus the variance of "
                           "K equally spaced points, Δ²(K² − 1)/12")
 
@@ -329,7 +329,7 @@ def check_beta_hard(fn: Callable) -> CheckResult:
                      ([0.0, 1.0, 3.0, 7.0], [0.1, 0.2, 0.3, 0.4], 0.5)]:
         cases.append(Case(f"centres {c}, π = {[round(x, 3) for x in w]}, σ_d = {sd}", (torch.tensor(c), torch.tensor(w), sd),
                           theory.beta_hard(c, w, 0.0, "l2", sd)))
-    return run_cases("Exercise 4b (the naive hard-code estimate)", fn, cases,
+    return run_cases("Exercise 3.2b (the naive hard-code estimate)", fn, cases,
                      hint="V_B = Σ_k π_k (μ_k − Σ_j π_j μ_j)²; H(π) in nats; the decoder scale is c = 2σ_d²")
 
 
@@ -342,7 +342,7 @@ def check_fork_beta_star(fn: Callable) -> CheckResult:
     chunks normalised by σ_a, on the two-branch fork: 2(σ_n² + Δ_n²/4)/n with Δ_n = Δ_c/σ_a, σ_n = σ/σ_a."""
     cases = [Case(f"Δ_c={dc}, σ={s}, σ_a={sa}, n={n}", (dc, s, sa, n), _fork_beta_star(dc, s, sa, n))
              for dc, s, sa, n in [(2.0, 0.05, 0.679, 8), (2.0, 0.05, 1.0, 8), (4.0, 0.1, 1.2, 16), (1.0, 0.2, 0.5, 4)]]
-    return run_cases("Exercise 4c (β* for the trained policy's loss scaling)", fn, cases,
+    return run_cases("Exercise 3.2c (β* for the trained policy's loss scaling)", fn, cases,
                      hint="normalise first (divide Δ_c and σ by σ_a); the mean over n elements means c = n = 2σ_d²")
 
 
@@ -354,7 +354,7 @@ def check_collapse_prediction(fn: Callable, seed: int = 0, profile: str | None =
     from .experiments import latent
     from .profiles import budget
 
-    name = "Exercise 4d (your β* against a small sweep)"
+    name = "Exercise 3.2d (your β* against a small sweep)"
     b = budget("latent", profile)
     task = tasks.make("fork", **latent.FORK)
     data = task.dataset(b["n_demos"], seed=seed)
@@ -383,7 +383,7 @@ def check_collapse_prediction(fn: Callable, seed: int = 0, profile: str | None =
     return CheckResult(f"{name} — {summary}", not messages, 2, messages)
 
 
-# -- exercise 8: prior density at posterior means ------------------------------------------------------
+# -- exercise 4.1: prior density at posterior means ------------------------------------------------------
 
 def check_log_prior_density(fn: Callable) -> CheckResult:
     """``fn(z [N, d], mu_p [d], logvar_p [d])`` = log N(z; μ_p, diag e^logvar_p), summed over dims: ``[N]``."""
@@ -395,7 +395,7 @@ def check_log_prior_density(fn: Callable) -> CheckResult:
         cases.append(Case(f"N={N}, d={d}", (z, mp, lp), ref))
     cases.append(Case("z = 0 under N(0, I_2)", (torch.zeros(1, 2), torch.zeros(2), torch.zeros(2)),
                       torch.tensor([-math.log(2 * math.pi)])))
-    return run_cases("Exercise 8a (log prior density)", fn, cases,
+    return run_cases("Exercise 4.1a (log prior density)", fn, cases,
                      hint="log N(z; μ, σ²) = −½ Σ_j [(z_j − μ_j)²/σ_j² + log σ_j² + log 2π], σ² = exp(logvar)")
 
 
@@ -412,7 +412,7 @@ def check_chi2_percentile(fn: Callable) -> CheckResult:
         cases.append(Case(f"N={N}, d={d}", (mq, mp, lp), torch.as_tensor(chi2.cdf(r2.numpy(), d), dtype=torch.float32)))
     cases.append(Case("the prior mean itself (z = 0 under N(0, I_4))", (torch.zeros(1, 4), torch.zeros(4), torch.zeros(4)),
                       torch.zeros(1)))
-    return run_cases("Exercise 8b (χ² percentile of posterior means)", fn, cases, atol=1e-4,
+    return run_cases("Exercise 4.1b (χ² percentile of posterior means)", fn, cases, atol=1e-4,
                      hint="r² = Σ_j (μ_q,j − μ_p,j)²/σ_p,j² is χ² with d degrees of freedom under the prior; "
                           "return its CDF (scipy.stats.chi2.cdf), not the survival function, and square the radius")
 
@@ -439,12 +439,12 @@ def check_hole_mass(fn: Callable) -> CheckResult:
     ref = hole_mass(two, torch.full((2, 2), math.log(0.25)), eps=0.2, n_prior=200000, generator=gen(4))["hole_mass"]
     cases.append(Case("2-D, two clouds at (±2, 0), std 0.5, ε = 0.2", (two, torch.full((2, 2), math.log(0.25)), 0.2, 20000,
                                                                         gen(5)), ref))
-    return run_cases("Exercise 8c (hole mass)", fn, cases, atol=0.02,
+    return run_cases("Exercise 4.1c (hole mass)", fn, cases, atol=0.02,
                      hint="draw z from the PRIOR N(0, I); q̄(z) is the AVERAGE of the N posterior densities; count where "
                           "q̄(z) < ε·p(z) (compare logs for stability)")
 
 
-# -- exercise 6: the mode-count bound and the empirical N^τ of a map ---------------------------------------
+# -- exercise 5.2: the mode-count bound and the empirical N^τ of a map ---------------------------------------
 
 def _identity(e: torch.Tensor) -> torch.Tensor:
     return e
@@ -482,7 +482,7 @@ def check_mode_count_bound(fn: Callable) -> CheckResult:
 
     cases = [Case(f"L={L:g}, Δ={d:g}, τ={t:g}", (L, d, t), float(theory.mode_count_bound(L, d, t, form="tight")))
              for L, d, t in [(1.0, 1.0, 0.05), (0.1, 1.0, 0.05), (2.5, 0.5, 0.1), (3.0, 2.0, 0.3), (18.75, 1.0, 0.05)]]
-    return run_cases("Exercise 6a (the 1-D mode-count bound)", fn, cases, atol=0, rtol=0,
+    return run_cases("Exercise 5.2a (the 1-D mode-count bound)", fn, cases, atol=0, rtol=0,
                      hint="the central set C = [−r, r] has mass 1 − τ, so r = Φ⁻¹(1 − τ/2) (two tails of τ/2 each); "
                           "round DOWN: the paper's ceiling is valid but one too large")
 
@@ -504,7 +504,7 @@ def check_empirical_mode_count(fn: Callable) -> CheckResult:
         Case("a constant map between two modes", (lambda e: torch.full_like(e, 0.5), 0.05, torch.tensor([0.0, 1.0]), 0.1, 101),
              0),
     ]
-    return run_cases("Exercise 6b (empirical N^τ)", fn, cases, atol=0, rtol=0,
+    return run_cases("Exercise 5.2b (empirical N^τ)", fn, cases, atol=0, rtol=0,
                      hint="evaluate f on n_points evenly spaced points of [−r, r] (endpoints included), r = Φ⁻¹(1 − τ/2); "
                           "a mode counts once if ANY image point is within radius of its centre")
 
@@ -517,12 +517,12 @@ def check_image_length(fn: Callable) -> CheckResult:
         ("the staircase, w=0.4", _stairs, 0.05, 4001),
         ("identity, τ=0.3", _identity, 0.3, 11),
     ]]
-    return run_cases("Exercise 6c (image length ℓ)", fn, cases, atol=1e-6, rtol=1e-6,
+    return run_cases("Exercise 5.2c (image length ℓ)", fn, cases, atol=1e-6, rtol=1e-6,
                      hint="sum the absolute differences of consecutive image points — not |f(r) − f(−r)|, which misses "
                           "a map that turns back")
 
 
-# -- exercise 7: mode coverage and bridge mass from samples ----------------------------------------------
+# -- exercise 6.1: mode coverage and bridge mass from samples ----------------------------------------------
 
 def _points_around(centers: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Samples near each centre at distances spread over [0, 1.2]: inside, just outside, far outside radius 0.5."""
@@ -549,7 +549,7 @@ def check_assign(fn: Callable) -> CheckResult:
     on_edge = torch.tensor([[0.5, 0.0], [0.0, -0.5], [0.0, 0.5001]])
     cases.append(Case("samples exactly at the radius belong to the mode", (on_edge, torch.zeros(1, 2), 0.5),
                       torch.tensor([0, 0, -1])))
-    return run_cases("Exercise 7a (assign samples to modes)", fn, cases, atol=0, rtol=0,
+    return run_cases("Exercise 6.1a (assign samples to modes)", fn, cases, atol=0, rtol=0,
                      hint="Euclidean distance (not squared) to every centre; take the nearest; −1 if it is farther than radius")
 
 
@@ -569,7 +569,7 @@ def check_coverage(fn: Callable) -> CheckResult:
     cases.append(Case("a mode with mass exactly τ is NOT covered", (edge, 3, 0.1), ref(edge, 3, 0.1)))
     none = torch.full((7,), -1)
     cases.append(Case("every sample off-support", (none, 2, 0.05), ref(none, 2, 0.05)))
-    return run_cases("Exercise 7b (coverage and bridge mass)", fn, cases,
+    return run_cases("Exercise 6.1b (coverage and bridge mass)", fn, cases,
                      hint="divide by the number of ALL samples (off-support ones too); covered means mass > τ, strictly")
 
 
@@ -580,7 +580,7 @@ def check_bridge_floor(fn: Callable) -> CheckResult:
     cases = [Case(f"m={m:g}, Δ={d:g}, L={L:g}", (m, d, L), theory.bridge_mass_bound(L, d, m))
              for m, d, L in [(0.05, 1.0, 1.0), (0.30, 1.0, 1.0), (0.45, 2.0, 20.0), (0.2, 0.5, 3.0)]]
     cases.append(Case("m = 0: nothing to bridge", (0.0, 1.0, 1.0), 0.0))
-    return run_cases("Exercise 7c (the bridge-mass floor)", fn, cases, atol=1e-6,
+    return run_cases("Exercise 6.1c (the bridge-mass floor)", fn, cases, atol=1e-6,
                      hint="the preimages are Δ/L apart in base space (the FULL Δ/L, not half); enlarge the lighter "
                           "one by Δ/L: Φ(Φ⁻¹(m) + Δ/L), and subtract its own mass m")
 

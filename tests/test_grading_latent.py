@@ -1,4 +1,4 @@
-"""The checks of exercises 3, 4 and 8 accept right answers and reject the stub and plausible wrong answers."""
+"""The checks of Exercises 3.1, 3.2 and 4.1 accept right answers and reject the stub and plausible wrong answers."""
 import math
 
 import torch
@@ -18,7 +18,7 @@ def _assert_rejects(result, *, not_implemented=False):
     assert "not implemented" in text if not_implemented else ("expected" in text or "raised" in text or "β̂*" in text)
 
 
-# -- exercise 3 -----------------------------------------------------------------------------------------
+# -- exercise 3.1 -----------------------------------------------------------------------------------------
 
 def _kl(mq, lq, mp, lp, reduce="sum", swap=False):
     if swap:  # KL(p‖q): the arguments the wrong way round
@@ -66,7 +66,7 @@ def test_fano_bound():
     _assert_rejects(grading.check_fano_bound(lambda w, r: _fano(w, r, forget_k_term=True)))  # no ρ log(K−1)
 
 
-# -- exercise 4 -----------------------------------------------------------------------------------------
+# -- exercise 3.2 -----------------------------------------------------------------------------------------
 
 def test_critical_beta_equal():
     assert grading.check_critical_beta_equal(theory.critical_beta_equal_spacing)
@@ -108,7 +108,7 @@ def test_collapse_prediction_rejects_stub_and_a_wrong_prediction():
     _assert_rejects(grading.check_collapse_prediction(lambda *a: 1 / 0, profile="fast"))
 
 
-# -- exercise 8 -----------------------------------------------------------------------------------------
+# -- exercise 4.1 -----------------------------------------------------------------------------------------
 
 def _log_density(z, mp, lp, const=True, logdet=True):
     out = -0.5 * ((z - mp) ** 2 * torch.exp(-lp)).sum(-1)

@@ -1,4 +1,4 @@
-"""Exercises 6 and 7: the checks accept the right answer and reject the stub and plausible wrong answers."""
+"""Exercises 5.2 and 6.1: the checks accept the right answer and reject the stub and plausible wrong answers."""
 import math
 
 import torch
@@ -17,7 +17,7 @@ def _assert_rejects(result, *, not_implemented=False):
     assert "not implemented" in str(result) if not_implemented else "expected" in str(result) or "raised" in str(result)
 
 
-# -- exercise 6 ------------------------------------------------------------------------------------------
+# -- exercise 5.2 ------------------------------------------------------------------------------------------
 
 def _bound(L, delta, tau, r=None, rounding=math.floor):
     r = norm.ppf(1 - tau / 2) if r is None else r
@@ -68,7 +68,7 @@ def test_image_length():
     _assert_rejects(grading.check_image_length(endpoints))
 
 
-# -- exercise 7 ------------------------------------------------------------------------------------------
+# -- exercise 6.1 ------------------------------------------------------------------------------------------
 
 def _assign(x, centers, radius, squared=False, check_radius=True):
     d = torch.cdist(x.double(), centers.double())
