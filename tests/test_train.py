@@ -58,7 +58,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_regression_averages_the_two_modes_of_a_symmetric_fork():
-    """THEORY/chapter 1: L2 regression lands between the branches; the demonstrations do not."""
+    """Chapter 1: L2 regression lands between the branches; the demonstrations do not."""
     res = averaging.fit_regression(K=2, delta=2.0, loss="l2", seed=0, profile="fast", progress=False)
     assert res.off_support_demos <= 0.05
     assert res.off_support_policy >= 0.90
@@ -122,7 +122,7 @@ def test_profiles(monkeypatch):
     with pytest.raises(ValueError, match="unknown profile"):
         profile()
     monkeypatch.delenv("MBC_PROFILE")
-    assert profile() == ("full" if torch.cuda.is_available() else "standard")
+    assert profile() == "standard"  # on every device, until full has run end to end on a GPU
     with pytest.raises(ValueError, match="no budget"):
         budget("nonexistent")
 

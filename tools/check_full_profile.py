@@ -3,7 +3,7 @@
     python tools/check_full_profile.py [NAME ...]                  # the experiments
     python tools/check_full_profile.py --notebooks [NOTEBOOK ...]  # the chapters, executed
 
-The ``full`` profile is the default on CUDA (Colab), and its grids (settings, β ratios, step
+The ``full`` profile (opt-in, sized for a GPU) has grids (settings, β ratios, step
 counts, executors, chunk lengths) differ from the ones CI exercises. This check keeps every
 grid of ``BUDGETS[...]["full"]`` and shrinks only the sizes (training steps, sample counts,
 widths), so a configuration that cannot run — an unknown executor, a task that rejects a K —

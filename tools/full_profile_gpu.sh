@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check the `full` profile (the CUDA default) on a machine with a GPU, cheapest stage first, so
+# Check the `full` profile (opt-in, sized for a GPU) on a machine with a GPU, cheapest stage first, so
 # that a short GPU session still ends with the most useful answers. Logs and executed notebooks
 # go to $1 (default artifacts/full-gpu). `make full-gpu` runs it with the course's venv.
 #
