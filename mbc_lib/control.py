@@ -17,21 +17,37 @@ The executor never touches the policy's internals: it calls ``policy.sample(obs,
 """
 from __future__ import annotations
 
+import numbers
 from collections import deque
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from .validation import check_real
+
 __all__ = ["ChunkExecutor", "ensemble_weights"]
+
+
+def _coefficient(m: float, name: str) -> float:
+    """ACT's coefficient m as a float: a finite number >= 0 (0 = plain mean; ACT uses 0.01)."""
+    expected = f"{name}: the temporal-ensembling coefficient m must be >= 0 and finite (0 = plain mean, ACT uses 0.01)"
+    try:
+        return check_real(m, name, low=0.0)
+    except TypeError:
+        raise TypeError(f"{expected}, got {type(m).__name__} {m!r}") from None
+    except ValueError:
+        raise ValueError(f"{expected}, got {m!r}") from None
 
 
 def ensemble_weights(n: int, m: float) -> Tensor:
     """ACT's temporal-ensembling weights for ``n`` predictions, oldest first:
     ``w_i = exp(−m·i) / Σ_j exp(−m·j)``, ``i = 0 … n−1``. ``m = 0`` is a plain mean;
     larger ``m`` trusts older predictions more (ACT uses m = 0.01)."""
-    if n < 1:
-        raise ValueError(f"need at least one prediction to ensemble, got n={n}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n (how many predictions to ensemble) must be an integer >= 1: need at least one prediction "
+                         f"to ensemble, got n={n!r}")
+    m = _coefficient(m, "m")
     w = torch.exp(-m * torch.arange(n, dtype=torch.float64))
     return (w / w.sum()).float()
 
@@ -47,13 +63,13 @@ class ChunkExecutor:
     """
 
     def __init__(self, chunk_len: int, n_action_steps: int | None = None, temporal_ensemble: float | None = None):
-        if not isinstance(chunk_len, int) or chunk_len < 1:
+        if not isinstance(chunk_len, int) or isinstance(chunk_len, bool) or chunk_len < 1:
             raise ValueError(f"chunk_len must be an integer >= 1, got {chunk_len!r}")
         n_action_steps = chunk_len if n_action_steps is None else n_action_steps
-        if not isinstance(n_action_steps, int) or not 1 <= n_action_steps <= chunk_len:
+        if not isinstance(n_action_steps, int) or isinstance(n_action_steps, bool) or not 1 <= n_action_steps <= chunk_len:
             raise ValueError(f"n_action_steps must be an integer in [1, chunk_len={chunk_len}], got {n_action_steps!r}")
-        if temporal_ensemble is not None and not temporal_ensemble >= 0:  # `not >=` also rejects NaN
-            raise ValueError(f"temporal_ensemble coefficient m must be >= 0, got {temporal_ensemble}")
+        if temporal_ensemble is not None:
+            temporal_ensemble = _coefficient(temporal_ensemble, "temporal_ensemble")
         self.chunk_len = chunk_len
         self.n_action_steps = n_action_steps
         self.m = temporal_ensemble

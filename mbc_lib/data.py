@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .validation import check_int, check_real, check_seed
+
 __all__ = ["ChunkDataset", "Normalizer", "chunk_trajectories"]
 
 
@@ -26,9 +28,29 @@ def _as_tensor(x, name: str, dtype=torch.float32) -> Tensor:
     if not isinstance(x, Tensor):
         try:
             x = torch.as_tensor(x)
-        except Exception as err:  # pragma: no cover - message path
-            raise TypeError(f"{name} must be a tensor or array-like, got {type(x).__name__}") from err
+        except Exception as err:
+            raise TypeError(f"{name} must be a tensor or an array of numbers, got {type(x).__name__} ({err})") from None
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in _INT_DTYPES):
+        raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}")
     return x.to(dtype)
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _mode_labels(modes, n: int) -> Tensor:
+    """Mode labels as a long tensor ``[n]``: whole numbers >= −1 (−1 = unknown). Float labels
+    are accepted only when they are whole numbers (1.0, not 0.7): nothing is truncated."""
+    exact = isinstance(modes, Tensor) and modes.dtype in _INT_DTYPES  # integer labels: no float round trip
+    raw = modes.reshape(-1) if exact else _as_tensor(modes, "modes", dtype=torch.float64).reshape(-1)
+    if raw.shape[0] != n:
+        raise ValueError(f"modes must be [N={n}] (one label per sample), got shape {tuple(raw.shape)}")
+    bad = (raw < -1) if exact else (~torch.isfinite(raw) | (raw != raw.round()) | (raw < -1))
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(f"modes must be integer labels >= -1 (the mode index, -1 = unknown), got {raw[i].item()} "
+                         f"at index {i}; pass whole numbers (cluster or round the labels first)")
+    return raw.long()
 
 
 class Normalizer(nn.Module):
@@ -108,9 +130,7 @@ class ChunkDataset:
         if self.modes is None:
             modes = torch.full((obs.shape[0],), -1, dtype=torch.long)
         else:
-            modes = _as_tensor(self.modes, "modes", dtype=torch.long).reshape(-1)
-            if modes.shape[0] != obs.shape[0]:
-                raise ValueError(f"modes must be [N={obs.shape[0]}], got shape {tuple(modes.shape)}")
+            modes = _mode_labels(self.modes, obs.shape[0])
         device = torch.device(self.device) if self.device is not None else obs.device
         self.obs, self.chunks, self.modes = obs.to(device), chunks.to(device), modes.to(device)
         self.device = device
@@ -150,8 +170,8 @@ class ChunkDataset:
 
     def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple["ChunkDataset", "ChunkDataset"]:
         """A seeded random train/validation split; the same seed gives the same split."""
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        check_real(val_fraction, "val_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
+        seed = check_seed(seed)
         n_val = max(1, int(round(len(self) * val_fraction)))
         if n_val >= len(self):
             raise ValueError(f"dataset of {len(self)} samples is too small for a validation split")
@@ -165,8 +185,7 @@ class ChunkDataset:
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[dict[str, Tensor]]:
         """An endless stream of shuffled minibatches (one permutation per epoch, drawn on-device)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_int(batch_size, "batch_size", minimum=1)
         batch_size = min(batch_size, len(self))
         while True:
             perm = torch.randperm(len(self), generator=generator, device=generator.device if generator else "cpu")
@@ -214,7 +233,7 @@ def chunk_trajectories(
 
     Returns ``obs [N, obs_dim]``, ``chunks [N, H, action_dim]``, ``modes [N]``.
     """
-    if not isinstance(chunk_len, int) or chunk_len < 1:
+    if not isinstance(chunk_len, int) or isinstance(chunk_len, bool) or chunk_len < 1:
         raise ValueError(f"chunk_len must be an integer >= 1, got {chunk_len!r}")
     if len(observations) != len(actions):
         raise ValueError(f"got {len(observations)} observation sequences but {len(actions)} action sequences")
@@ -231,6 +250,8 @@ def chunk_trajectories(
                 f"got {tuple(o.shape)} and {tuple(a.shape)}"
             )
         T = a.shape[0]
+        if T == 0:
+            raise ValueError(f"trajectory {i} is empty (T=0 steps); drop empty trajectories before chunking")
         if not pad and chunk_len > T:
             raise ValueError(
                 f"chunk_len={chunk_len} is longer than trajectory {i} (T={T}); "
@@ -244,6 +265,6 @@ def chunk_trajectories(
         windows = a.unfold(0, chunk_len, 1)[:n].transpose(1, 2)  # [n, H, action_dim]
         all_obs.append(o[:n])
         all_chunks.append(windows)
-        label = -1 if modes is None else int(modes[i])
+        label = -1 if modes is None else int(_mode_labels([modes[i]], 1)[0])
         all_modes.append(torch.full((n,), label, dtype=torch.long))
     return torch.cat(all_obs), torch.cat(all_chunks), torch.cat(all_modes)

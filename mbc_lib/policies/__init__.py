@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..validation import check_seed
 from .base import REGISTRY, Policy, PolicyConfig, register
 from . import regression  # noqa: F401  (registers "regression")
 from . import cvae, diffusion, flow, mixture, vq  # noqa: F401  (register the other families)
@@ -29,6 +30,7 @@ def make(name: str, seed: int | None = None, **config: Any) -> Policy:
     cfg = cls.Config.from_kwargs(**config)
     if seed is None:
         return cls(cfg)
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(cfg)

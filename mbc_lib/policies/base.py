@@ -14,6 +14,9 @@ Families register themselves with :func:`register` and are built by name with
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -23,10 +26,38 @@ from torch import Tensor, nn
 from ..data import Normalizer
 from ..nets import BackboneConfig
 
-__all__ = ["Policy", "PolicyConfig", "register", "REGISTRY"]
+__all__ = ["Policy", "PolicyConfig", "register", "REGISTRY", "batches_prechecked"]
 
 #: family name -> policy class
 REGISTRY: dict[str, type["Policy"]] = {}
+
+_PRECHECKED: ContextVar[bool] = ContextVar("mbc_batches_prechecked", default=False)
+
+
+@contextmanager
+def batches_prechecked() -> Iterator[None]:
+    """Inside this block ``loss`` skips the NaN/inf check of its batch (its shapes are still
+    checked). :func:`mbc_lib.train.train` uses it: its batches come from a
+    :class:`~mbc_lib.data.ChunkDataset`, whose tensors were checked when it was built, and the
+    check would cost a host sync per training step on a GPU."""
+    token = _PRECHECKED.set(True)
+    try:
+        yield
+    finally:
+        _PRECHECKED.reset(token)
+
+
+def _as_float_tensor(x: Any, name: str) -> Tensor:
+    try:
+        return torch.as_tensor(x, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a tensor or an array of numbers, got {type(x).__name__} ({err})") from None
+
+
+def _check_finite(t: Tensor, name: str, fix: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf) of {t.numel()}; {fix}")
 
 
 def register(name: str):
@@ -58,6 +89,13 @@ class PolicyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        bb = self.backbone
+        if not isinstance(bb, BackboneConfig):
+            raise TypeError(f"backbone must be a BackboneConfig or a dict of its fields, got {type(bb).__name__}")
+        for name, low in (("width", 1), ("depth", 0), ("time_embed_dim", 2)):
+            value = getattr(bb, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} (backbone) must be an integer >= {low}, got {value!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -118,9 +156,11 @@ class Policy(nn.Module):
     def check_obs(self, obs: Tensor) -> Tensor:
         """Validate ``obs [B, obs_dim]`` and move it to the policy's device."""
         if not isinstance(obs, Tensor):
-            obs = torch.as_tensor(obs, dtype=torch.float32)
+            obs = _as_float_tensor(obs, "obs")
         if obs.ndim != 2 or obs.shape[1] != self.config.obs_dim:
             raise ValueError(f"obs must be [B, {self.config.obs_dim}], got shape {tuple(obs.shape)}")
+        if not _PRECHECKED.get():
+            _check_finite(obs, "obs", "observations must be finite numbers (check the data or the environment)")
         return obs.to(self.device, torch.float32)
 
     def check_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -128,17 +168,21 @@ class Policy(nn.Module):
         if "obs" not in batch or "chunk" not in batch:
             raise ValueError(f"a batch needs keys 'obs' and 'chunk', got {sorted(batch)}")
         obs, chunk = self.check_obs(batch["obs"]), batch["chunk"]
+        if not isinstance(chunk, Tensor):
+            chunk = _as_float_tensor(chunk, "batch['chunk']")
         cfg = self.config
         if chunk.ndim != 3 or chunk.shape[1:] != (cfg.chunk_len, cfg.action_dim) or chunk.shape[0] != obs.shape[0]:
             raise ValueError(
                 f"chunk must be [B={obs.shape[0]}, H={cfg.chunk_len}, action_dim={cfg.action_dim}], "
                 f"got shape {tuple(chunk.shape)}"
             )
+        if not _PRECHECKED.get():
+            _check_finite(chunk, "batch['chunk']", "action chunks must be finite numbers (clean the data first)")
         return self.normalizer.normalize_obs(obs), self.normalizer.normalize_actions(chunk.to(self.device))
 
     @staticmethod
     def check_n(n: int) -> int:
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n (samples per observation) must be an integer >= 1, got {n!r}")
         return n
 

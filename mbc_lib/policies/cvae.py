@@ -66,8 +66,8 @@ class CVAEConfig(PolicyConfig):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if not isinstance(self.beta_warmup, int) or isinstance(self.beta_warmup, bool) or self.beta_warmup < 0:
             raise ValueError(f"beta_warmup must be an integer >= 0 (steps), got {self.beta_warmup!r}")
-        if not (isinstance(self.sinkhorn_eps, (int, float)) and self.sinkhorn_eps > 0):
-            raise ValueError(f"sinkhorn_eps must be > 0, got {self.sinkhorn_eps!r}")
+        if not (isinstance(self.sinkhorn_eps, (int, float)) and math.isfinite(self.sinkhorn_eps) and self.sinkhorn_eps > 0):
+            raise ValueError(f"sinkhorn_eps must be a finite number > 0, got {self.sinkhorn_eps!r}")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -57,8 +57,8 @@ class DiffusionConfig(PolicyConfig):
             raise ValueError(f"num_train_steps must be an integer >= 1, got {T!r}")
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or not 1 <= self.steps <= T:
             raise ValueError(f"steps must be an integer in [1, num_train_steps={T}], got {self.steps!r}")
-        if not (isinstance(self.clip_sample, (int, float)) and self.clip_sample >= 0):
-            raise ValueError(f"clip_sample must be >= 0 (0 disables it), got {self.clip_sample!r}")
+        if not (isinstance(self.clip_sample, (int, float)) and math.isfinite(self.clip_sample) and self.clip_sample >= 0):
+            raise ValueError(f"clip_sample must be a finite number >= 0 (0 disables it), got {self.clip_sample!r}")
         for name, value, allowed in (
             ("schedule", self.schedule, ("cosine", "linear")),
             ("prediction", self.prediction, ("epsilon", "sample")),

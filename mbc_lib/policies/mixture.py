@@ -35,10 +35,14 @@ class MixtureConfig(PolicyConfig):
         K = self.num_components
         if not isinstance(K, int) or isinstance(K, bool) or K < 1:
             raise ValueError(f"num_components (K) must be an integer >= 1, got {K!r}")
-        if not (isinstance(self.min_std, (int, float)) and self.min_std > 0):
-            raise ValueError(f"min_std must be > 0, got {self.min_std!r}")
-        if not (isinstance(self.std_scale, (int, float)) and self.std_scale >= 0):
-            raise ValueError(f"std_scale must be >= 0, got {self.std_scale!r}")
+        if not (isinstance(self.min_std, (int, float)) and not isinstance(self.min_std, bool)
+                and math.isfinite(self.min_std) and self.min_std > 0):
+            raise ValueError(f"min_std must be a finite number > 0 (a floor on σ in normalised units, e.g. 0.01), "
+                             f"got {self.min_std!r}")
+        if not (isinstance(self.std_scale, (int, float)) and not isinstance(self.std_scale, bool)
+                and math.isfinite(self.std_scale) and self.std_scale >= 0):
+            raise ValueError(f"std_scale must be a finite number >= 0 (1 samples the mixture as learned), "
+                             f"got {self.std_scale!r}")
 
 
 @register("mixture")

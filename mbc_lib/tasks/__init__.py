@@ -26,6 +26,8 @@ def make(name: str, **config: Any) -> Task:
     try:
         return TASKS[name](**config)
     except TypeError as err:
+        if "argument" not in str(err):  # a value of the wrong kind: its own message says what is expected
+            raise
         import inspect
 
         params = [p for p in inspect.signature(TASKS[name]).parameters]

@@ -21,6 +21,7 @@ from scipy.stats import chi2
 from torch import Tensor
 
 from ..data import ChunkDataset
+from ..validation import check_real, check_seed
 
 __all__ = ["ModeStructure", "Task", "default_radius"]
 
@@ -92,18 +93,32 @@ class Task:
         )
 
     def check_obs(self, obs: Tensor) -> Tensor:
-        obs = torch.as_tensor(obs, dtype=torch.float32)
+        """``obs`` as a float tensor ``[B, obs_dim]`` of finite numbers, else a ``ValueError``."""
+        try:
+            obs = torch.as_tensor(obs, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{self.name}: obs must be a tensor or an array of numbers [B, {self.obs_dim}], "
+                            f"got {type(obs).__name__} ({err})") from None
         if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
             raise ValueError(f"{self.name}: obs must be [B, {self.obs_dim}], got shape {tuple(obs.shape)}")
+        if not torch.isfinite(obs).all():
+            raise ValueError(f"{self.name}: obs contains {int((~torch.isfinite(obs)).sum())} non-finite value(s) "
+                             "(NaN or inf); observations must be finite numbers")
         return obs
 
+    def _number(self, value: float, name: str, **bounds) -> float:
+        """``value`` as a float checked by :func:`mbc_lib.validation.check_real`; the message names the task."""
+        try:
+            return check_real(value, name, **bounds)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{self.name}: {err}") from None
+
     def _validate_common(self, sigma: float, chunk_len: int, radius: float | None) -> None:
-        if not isinstance(chunk_len, int) or chunk_len < 1:
+        if not isinstance(chunk_len, int) or isinstance(chunk_len, bool) or chunk_len < 1:
             raise ValueError(f"{self.name}: chunk_len must be an integer >= 1, got {chunk_len!r}")
-        if not sigma >= 0:
-            raise ValueError(f"{self.name}: sigma must be >= 0, got {sigma}")
-        if radius is not None and not radius > 0:
-            raise ValueError(f"{self.name}: radius must be > 0, got {radius}")
+        self._number(sigma, "sigma", low=0.0, what="within-mode noise per action element")
+        if radius is not None:
+            self._number(radius, "radius", low=0.0, low_open=True, what="mode radius")
 
     def _resolve_radius(self, radius: float | None, min_center_distance: float, allow_overlap: bool = False) -> float:
         """The mode radius, checked so that mode regions do not overlap (unless allowed)."""
@@ -136,9 +151,9 @@ class Task:
 
     def dataset(self, n: int, seed: int = 0, device: torch.device | str | None = None) -> ChunkDataset:
         """``n`` demonstrations ``(obs, chunk, mode)`` as a :class:`ChunkDataset`."""
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(check_seed(seed))
         obs = self.sample_obs(n, g)
         chunks, modes = self.sample(obs, g)
         return ChunkDataset(obs, chunks, modes, device=device)

@@ -37,7 +37,9 @@ class Branching(Task):
     ):
         self._validate_common(sigma, chunk_len, radius)
         check_weights(None, K_max, self.name)  # validates K_max
-        if not 0 < delta_min <= delta_max:
+        delta_min = self._number(delta_min, "delta_min", low=0.0, low_open=True)
+        delta_max = self._number(delta_max, "delta_max", low=0.0, low_open=True)
+        if not delta_min <= delta_max:
             raise ValueError(f"branching: need 0 < delta_min <= delta_max, got {delta_min}, {delta_max}")
         self.K, self.delta_min, self.delta_max = K_max, float(delta_min), float(delta_max)
         self.sigma, self.chunk_len = float(sigma), chunk_len

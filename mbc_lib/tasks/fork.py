@@ -54,13 +54,11 @@ class Fork(Task):
     ):
         self._validate_common(sigma, chunk_len, radius)
         if rate is not None:
-            if not rate > 0:
-                raise ValueError(f"fork: rate (branch drift per step) must be > 0, got {rate}")
+            rate = self._number(rate, "rate", low=0.0, low_open=True, what="branch drift per step")
             delta = rate * float(torch.arange(1, chunk_len + 1, dtype=torch.float64).pow(2).sum().sqrt())
-        if action_dim not in (1, 2):
+        if action_dim not in (1, 2) or isinstance(action_dim, bool):
             raise ValueError(f"fork: action_dim must be 1 or 2, got {action_dim!r}")
-        if not delta > 0:
-            raise ValueError(f"fork: delta (branch separation) must be > 0, got {delta}")
+        delta = self._number(delta, "delta", low=0.0, low_open=True, what="branch separation")
         self.K, self.delta, self.sigma = K, float(delta), float(sigma)
         self.weights = check_weights(weights, K, self.name)
         self.chunk_len, self.action_dim = chunk_len, action_dim

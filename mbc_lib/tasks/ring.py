@@ -45,11 +45,8 @@ class Ring(Task):
         arc: float = math.pi,
     ):
         self._validate_common(sigma, chunk_len, radius)
-        if not 0 < arc <= math.pi:
-            raise ValueError(f"ring: arc must be in (0, π], got {arc}")
-        self.arc = float(arc)
-        if not ring_radius > 0:
-            raise ValueError(f"ring: ring_radius must be > 0, got {ring_radius}")
+        self.arc = self._number(arc, "arc", low=0.0, high=math.pi, low_open=True, what="half-angle of the arc of states")
+        ring_radius = self._number(ring_radius, "ring_radius", low=0.0, low_open=True)
         self.K, self.ring_radius, self.sigma, self.chunk_len = K, float(ring_radius), float(sigma), chunk_len
         self.weights = check_weights(weights, K, self.name)
         self.ramp = torch.arange(1, chunk_len + 1, dtype=torch.float32) / chunk_len  # r_t, [H]
