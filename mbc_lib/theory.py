@@ -29,8 +29,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import linalg, optimize
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import log_ndtr, logsumexp, ndtr
 from scipy.stats import chi2, norm
+
+from .validation import check_real, check_seed
 
 __all__ = [
     # §1b
@@ -50,6 +52,10 @@ __all__ = [
     "LossScaling",
     "blahut_arimoto",
     "RateDistortionPoint",
+    "blahut_arimoto_line",
+    "collapse_gain",
+    "beta_at_rate",
+    "beta_nearest_label",
     # §2a
     "mode_count_bound",
     "path_mode_count_bound",
@@ -68,22 +74,34 @@ Loss = Literal["l2", "l1"]
 # ---------------------------------------------------------------------------------------
 # input checks
 # ---------------------------------------------------------------------------------------
+def _real(name: str, value: float) -> float:
+    """``value`` as a float; a ``TypeError`` naming ``name`` for a string, a bool or an array of several numbers."""
+    return check_real(value, name, finite=False) if not isinstance(value, float) else value
+
+
+def _count(name: str, value: int, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``: a whole number (Python or numpy integer), not a bool."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _positive(name: str, value: float) -> float:
-    value = float(value)
+    value = _real(name, value)
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
 
 
 def _nonnegative(name: str, value: float) -> float:
-    value = float(value)
+    value = _real(name, value)
     if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
 
 
 def _tau(tau: float) -> float:
-    tau = float(tau)
+    tau = _real("tau", tau)
     if not 0 < tau < 1:
         raise ValueError(f"tau must lie in (0, 1) (the base mass left outside the central set), got {tau}")
     return tau
@@ -137,7 +155,7 @@ def entropy(weights: ArrayLike) -> float:
 
 def binary_entropy(rho: float) -> float:
     """Binary entropy h(ρ) = −ρ log ρ − (1−ρ) log(1−ρ) in nats, ρ ∈ [0, 1] (THEORY (2))."""
-    rho = float(rho)
+    rho = _real("rho", rho)
     if not 0 <= rho <= 1:
         raise ValueError(f"rho must lie in [0, 1], got {rho}")
     return float(-sum(p * math.log(p) for p in (rho, 1 - rho) if p > 0))
@@ -161,7 +179,7 @@ def fano_bound(weights: ArrayLike, rho: float) -> float:
     """
     w = _weights(weights)
     K = w.shape[-1]
-    rho = float(rho)
+    rho = _real("rho", rho)
     if not 0 <= rho <= (K - 1) / K + 1e-12:
         raise ValueError(f"rho must lie in [0, (K-1)/K] = [0, {(K - 1) / K:.4g}] for K={K} modes, got {rho}")
     rows = w.reshape(-1, K)
@@ -524,8 +542,7 @@ def critical_beta_equal_spacing(K: int, delta: float, sigma: float, sigma_d: flo
     (such mixtures are strictly sub-Gaussian, so v′ = Var A). Δ: centre spacing, σ:
     within-mode std, σ_d: decoder std — all in action units. K = 2, Δ = 4, σ = σ_d = 1: 5.
     """
-    if not isinstance(K, (int, np.integer)) or K < 1:
-        raise ValueError(f"K must be an integer >= 1, got {K!r}")
+    K = _count("K", K)
     delta, sigma = _positive("delta", delta), _nonnegative("sigma", sigma)
     return (sigma**2 + delta**2 * (K**2 - 1) / 12) / _positive("sigma_d", sigma_d) ** 2
 
@@ -593,8 +610,7 @@ def act_loss_scaling(chunk_size: int, action_dim: int, kl_weight: float = 10.0, 
     The KL summed over latent dimensions is the ordinary KL and needs no rescaling.
     """
     for name, v in (("chunk_size", chunk_size), ("action_dim", action_dim)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        _count(name, v)
     beta = _nonnegative("kl_weight", kl_weight)
     n = int(chunk_size * action_dim)
     scale = float(n) if _loss(loss) == "l1" else math.sqrt(n / 2)
@@ -656,9 +672,16 @@ def blahut_arimoto(
     sigma = _positive("sigma", sigma)
     beta = _positive("beta", beta)
     scale = _positive("scale", scale)
+    n_codes, n_init, max_iter = _count("n_codes", n_codes), _count("n_init", n_init), _count("max_iter", max_iter)
+    tol, seed = _nonnegative("tol", tol), check_seed(seed)
     c = 2 * scale**2 if _loss(loss) == "l2" else scale
     T = c * beta
     mu = mu[:, 0]
+    needed = math.ceil((mu.max() - mu.min()) / sigma + 12) + 1  # grid spacing at most σ over μ ± 6σ
+    if isinstance(n_grid, (bool, np.bool_)) or not isinstance(n_grid, (int, np.integer)) or n_grid < needed:
+        raise ValueError(f"n_grid must be an integer >= {needed} here (grid points over the mode centres ± 6σ; a grid "
+                         f"coarser than σ cannot resolve the modes), got {n_grid!r}; the default 601 suits centres "
+                         "up to ~580σ apart")
     x = np.linspace(mu.min() - 6 * sigma, mu.max() + 6 * sigma, n_grid)  # [G]
     joint = pi[None, :] * norm.pdf((x[:, None] - mu[None, :]) / sigma)  # p(a, k) on the grid, [G, K]
     joint /= joint.sum()
@@ -699,6 +722,203 @@ def blahut_arimoto(
                                mode_error, y[i], pj[i])
 
 
+# -- the optimum's gain over collapse, and where trained models stop --------------------
+def _folded_normal_mean(diff: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """E|diff + s·Z| for Z ~ N(0, 1), elementwise (``s`` broadcasts; s = 0 gives |diff|)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = diff / s
+        smooth = s * (2 * np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) + z * (2 * ndtr(z) - 1))
+    return np.where(s > 0, smooth, np.abs(diff))
+
+
+def blahut_arimoto_line(
+    centers: ArrayLike,
+    weights: ArrayLike,
+    sigma: float,
+    beta: float,
+    loss: Loss = "l2",
+    scale: float = 1.0,
+    n_codes: int = 4,
+    n_grid: int = 201,
+    max_iter: int = 3000,
+    tol: float = 1e-10,
+) -> RateDistortionPoint:
+    """The toy's optimum over encoders that see where a chunk lies along the line of the modes.
+
+    For modes on a line, μ_k = m + t_k v (centres ``[K, n]``, ‖v‖ = 1) and A = μ_M + σε, the
+    coordinate T = vᵀ(A − m) carries everything A says about the mode. This solver runs
+    :func:`blahut_arimoto` over encoders q(j | T) on a grid of T, with codevectors y_j in R^n
+    and the distortion averaged *exactly* over the noise across the line: given T = t,
+    A_i = m_i + v_i t + s_i Z_i with s_i = σ√(1 − v_i²) and Z_i ~ N(0, 1), so
+
+        L2:  E[(A_i − y_i)² | t] = (m_i + v_i t − y_i)² + s_i²
+        L1:  E[|A_i − y_i| | t] = E|m_i + v_i t − y_i + s_i Z|       (a folded normal mean)
+
+    and each codevector is the weighted mean (L2) or coordinate-wise weighted median (L1) of
+    what its code receives. The result is a feasible code, so ``J_col − objective`` is a
+    lower bound on the optimum's gain over collapse. For L2 it is the optimum whenever
+    β ≥ σ²/σ_d² (the noise across the line is then not worth coding); for L1 compare it
+    with the upper bound β·Λ(T) of :func:`collapse_criterion`. ``codes`` are ``[J, n]``;
+    ``mode_error`` is P(nearest centre to y_Z ≠ M). ``n_codes = 1`` gives collapse.
+    """
+    mu, pi = _mixture(centers, weights)
+    sigma, beta = _positive("sigma", sigma), _positive("beta", beta)
+    scale = _positive("scale", scale)
+    if not isinstance(n_codes, (int, np.integer)) or n_codes < 1:
+        raise ValueError(f"n_codes must be an integer >= 1, got {n_codes!r}")
+    c = 2 * scale**2 if _loss(loss) == "l2" else scale
+    T = c * beta
+    m = pi @ mu
+    offsets = mu - m  # [K, n]
+    _, sv, vt = np.linalg.svd(offsets, full_matrices=True)
+    if int((sv > 1e-9 * max(1.0, float(sv.max(initial=0.0)))).sum()) > 1:
+        raise ValueError("blahut_arimoto_line needs mode centres on one line (their offsets have rank > 1)")
+    v = vt[0]  # [n], unit
+    tk = offsets @ v  # [K]: the modes' positions along the line
+    t = np.linspace(tk.min() - 6 * sigma, tk.max() + 6 * sigma, n_grid)  # [G]
+    joint = pi[None, :] * norm.pdf((t[:, None] - tk[None, :]) / sigma)  # [G, K]
+    joint /= joint.sum()
+    pt = joint.sum(1)  # [G]
+    posterior = joint / np.maximum(pt, 1e-300)[:, None]  # p(k | t)
+    s = sigma * np.sqrt(np.clip(1 - v**2, 0, None))  # [n]: noise across the line, per coordinate
+    base = m[None, :] + t[:, None] * v[None, :]  # [G, n]: E[A | t]
+
+    def distortion(y: np.ndarray) -> np.ndarray:  # codes [P, J, n] -> d(t, y_j) [P, G, J]
+        diff = base[None, :, None, :] - y[:, None, :, :]
+        if loss == "l2":
+            return (diff**2).sum(-1) + float((s**2).sum())
+        return _folded_normal_mean(diff, s).sum(-1)
+
+    def update(y: np.ndarray, w: np.ndarray, pj: np.ndarray) -> np.ndarray:  # w [P, G, J]
+        if loss == "l2":
+            return np.einsum("pgj,gn->pjn", w, base) / np.where(pj > 0, pj, 1)[..., None]
+        # the weighted median of a monotone function of t is that function of t's median ...
+        k = np.argmax(np.cumsum(w, axis=1) >= 0.5 * pj[:, None, :], axis=1)  # [P, J]
+        y = base[k]  # [P, J, n]
+        for _ in range(3):  # ... then a few Newton steps on the smoothed (s_i > 0) objective
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = (y[:, None] - base[None, :, None, :]) / s  # [P, G, J, n]
+                grad = (w[..., None] * (2 * ndtr(z) - 1)).sum(1)
+                hess = (w[..., None] * 2 * np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)).sum(1) / s
+                step = np.clip(grad / np.maximum(hess, 1e-300), -2 * s, 2 * s)
+            y = y - np.where(s > 0, np.nan_to_num(step), 0.0)
+        return y
+
+    q = (np.arange(n_codes) + 0.5) / n_codes
+    on_modes = np.resize(tk, n_codes) + 0.01 * sigma * np.arange(n_codes) / n_codes
+    inits = [np.interp(q, np.cumsum(pt), t), np.sort(on_modes)]  # along the line: quantiles, on the modes
+    y = m[None, None, :] + np.stack(inits)[:, :, None] * v[None, None, :]  # [P, J, n]
+    logp = np.full(y.shape[:2], -math.log(n_codes))
+    prev = np.full(len(y), np.inf)
+    for _ in range(max_iter):
+        d = distortion(y)  # [P, G, J]
+        logq = logp[:, None, :] - d / T
+        logq -= logq.max(2, keepdims=True)
+        logq -= np.log(np.exp(logq).sum(2, keepdims=True))
+        w = pt[None, :, None] * np.exp(logq)
+        pj = w.sum(1)
+        alive = pj > 1e-300
+        with np.errstate(divide="ignore"):
+            logp = np.log(pj)
+        rate = np.where(alive[:, None, :], w * (logq - np.where(alive, logp, 0)[:, None, :]), 0).sum((1, 2))
+        J = (w * d).sum((1, 2)) / c + beta * rate
+        y = np.where(alive[..., None], update(y, w, pj), y)
+        if np.all(prev - J < tol):
+            break
+        prev = J
+    i = int(np.argmin(J))
+    nearest = np.linalg.norm(y[i][:, None, :] - mu[None], axis=-1).argmin(1)  # [J]
+    mode_error = 1 - float((w[i] * posterior[:, nearest]).sum())
+    return RateDistortionPoint(beta, max(float(rate[i]), 0.0), float(J[i] - beta * rate[i]), float(J[i]),
+                               mode_error, y[i], pj[i])
+
+
+def collapse_gain(
+    centers: ArrayLike, weights: ArrayLike, sigma: float, beta: float, loss: Loss = "l2", scale: float = 1.0,
+    **solver,
+) -> float:
+    """How much the optimum beats collapse: J_col − J_opt ≥ 0, in the units of J = E d/c + β E KL.
+
+    J_opt comes from :func:`blahut_arimoto` (1-D centres ``[K]``) or :func:`blahut_arimoto_line`
+    (centres ``[K, n]`` on a line), and J_col from the same solver with one code, on the same
+    grid (so discretisation cancels). For L2 the gain is exactly 0 at and above β*
+    (:func:`critical_beta`); below it, it vanishes continuously for strictly sub-Gaussian
+    mixtures — like (β* − β)² — which is why trained models stop short of β* (the book's
+    appendix, app-trained-collapse). For L1 with the median in a gap between modes, β* is
+    astronomically large and the gain decays only like 1/β. ``solver`` passes grid and code
+    counts on (``n_grid`` is shared by both runs).
+    """
+    mu, pi = _mixture(centers, weights)
+    beta = _positive("beta", beta)
+    if _loss(loss) == "l2" and beta >= critical_beta(mu, pi, sigma, "l2", scale):
+        return 0.0
+    solve = blahut_arimoto if mu.shape[1] == 1 else blahut_arimoto_line
+    grid = {k: solver[k] for k in ("n_grid",) if k in solver}
+    collapsed = solve(mu[:, 0] if mu.shape[1] == 1 else mu, pi, sigma, beta, loss, scale, n_codes=1, **grid)
+    best = solve(mu[:, 0] if mu.shape[1] == 1 else mu, pi, sigma, beta, loss, scale, **solver)
+    return max(collapsed.objective - best.objective, 0.0)
+
+
+def beta_at_rate(
+    centers: ArrayLike, weights: ArrayLike, sigma: float, rate: float, loss: Loss = "l2", scale: float = 1.0,
+    bracket: tuple[float, float] | None = None, xtol: float = 1e-4, **solver,
+) -> float:
+    """The KL weight β at which the toy's optimal rate I(A;Z) equals ``rate`` nats (1-D centres).
+
+    The optimal rate (:func:`blahut_arimoto`) falls with β; Brent's method finds the crossing in
+    ``bracket`` (default, L2 only: [β*/1000, β*], since the rate is 0 at β*). Example: two equal
+    modes ±2, σ = σ_d = 1 (β* = 5): the rate crosses ln 2 below β = 1 = σ²/σ_d², where the
+    optimum starts to code the noise within each mode as well as the mode.
+    """
+    rate = _positive("rate", rate)
+    if bracket is None:
+        if _loss(loss) != "l2":
+            raise ValueError("beta_at_rate needs a bracket for L1 (its β* can be astronomically large)")
+        star = critical_beta(centers, weights, sigma, "l2", scale)
+        bracket = (star / 1000, star)
+    lo, hi = (_positive("bracket", b) for b in bracket)
+
+    def excess(beta: float) -> float:
+        return blahut_arimoto(centers, weights, sigma, beta, loss, scale, **solver).rate - rate
+
+    f_lo, f_hi = excess(lo), excess(hi)
+    if not f_lo > 0 > f_hi:
+        raise ValueError(f"the optimal rate does not cross {rate:.4g} nats in [{lo:.4g}, {hi:.4g}] "
+                         f"(rates {f_lo + rate:.4g} and {f_hi + rate:.4g})")
+    return float(optimize.brentq(excess, lo, hi, xtol=xtol))
+
+
+def beta_nearest_label(centers: ArrayLike, weights: ArrayLike, sigma: float, scale: float = 1.0) -> float:
+    """L2, 1-D: the β below which coding the *nearest-mode label* beats collapse.
+
+    An encoder sees the chunk, not its mode, so with overlapping (Gaussian) modes it cannot
+    name the mode exactly; it can name the nearest centre, C = ĝ(A). That code costs H(C) nats,
+    is decoded to E[A | C] and removes the between-cell variance V_C from the distortion, so it
+    beats collapse iff β < V_C / (2σ_d² H(C)). Every such β lies below β* (collapse is not
+    optimal there), and as σ/Δ_c → 0 it tends to :func:`beta_hard`. ``centers`` ``[K]``, distinct.
+    """
+    mu, pi = _mixture(centers, weights)
+    if mu.shape[1] != 1:
+        raise ValueError("beta_nearest_label handles 1-D mixtures only (centers [K])")
+    sigma, scale = _nonnegative("sigma", sigma), _positive("scale (sigma_d)", scale)
+    if sigma == 0:
+        return beta_hard(mu, pi, 0.0, "l2", scale)
+    order = np.argsort(mu[:, 0])
+    mu, pi = mu[order, 0], pi[order]
+    if np.any(np.diff(mu) <= 0):
+        raise ValueError("beta_nearest_label needs distinct centres")
+    edges = np.concatenate([[-np.inf], (mu[1:] + mu[:-1]) / 2, [np.inf]])  # the cells of the nearest centre
+    a = (edges[None, :-1] - mu[:, None]) / sigma  # [K modes, K cells]
+    b = (edges[None, 1:] - mu[:, None]) / sigma
+    mass = ndtr(b) - ndtr(a)  # P(cell | mode)
+    first = mu[:, None] * mass + sigma * (norm.pdf(a) - norm.pdf(b))  # E[A 1{cell} | mode]
+    p_cell = pi @ mass
+    mean_cell = (pi @ first) / p_cell
+    v_c = float(p_cell @ (mean_cell - pi @ mu) ** 2)
+    h_c = entropy(p_cell / p_cell.sum())
+    return math.inf if h_c == 0 else v_c / (2 * scale**2 * h_c)
+
+
 # ---------------------------------------------------------------------------------------
 # §2a  counting bounds for push-forward policies
 # ---------------------------------------------------------------------------------------
@@ -725,8 +945,7 @@ def mode_count_bound(L: float, delta: float, tau: float, dim: int = 1, form: str
     L: Lipschitz constant (action units per base unit); Δ: action units; returns a count.
     """
     L, delta, tau = _positive("L", L), _positive("delta", delta), _tau(tau)
-    if not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+    dim = _count("dim", dim)
     if form == "auto":
         form = "tight" if dim == 1 else "packing"
     if form in ("tight", "paper") and dim > 1:
@@ -762,8 +981,7 @@ def min_lipschitz_to_reach(n_modes: int, delta: float, tau: float) -> float:
     Two modes from the central 95% set need only L ≥ 0.255 Δ — compare
     :func:`min_lipschitz_two_modes` (7.97 Δ for two modes holding 95% of the mass).
     """
-    if not isinstance(n_modes, (int, np.integer)) or n_modes < 1:
-        raise ValueError(f"n_modes must be an integer >= 1, got {n_modes!r}")
+    n_modes = _count("n_modes", n_modes)
     return (n_modes - 1) * _positive("delta", delta) / (2 * _base_radius(_tau(tau), 1))
 
 
@@ -771,7 +989,7 @@ def min_lipschitz_to_reach(n_modes: int, delta: float, tau: float) -> float:
 # §2b  Gaussian isoperimetry: mass, not just contact
 # ---------------------------------------------------------------------------------------
 def _mass(m: float, upper: float = 0.5) -> float:
-    m = float(m)
+    m = _real("m", m)
     if not 0 < m <= upper:
         raise ValueError(f"the mode mass m must lie in (0, {upper:g}], got {m}")
     return m
@@ -801,7 +1019,7 @@ def bridge_mass_bound(L: float, delta: float, m: float) -> float:
     *estimated* L (a lower bound on the true one) that signals the estimate is too small.
     m = 0 gives 0. Returns a probability.
     """
-    L, delta, m = _positive("L", L), _positive("delta", delta), float(m)
+    L, delta, m = _positive("L", L), _positive("delta", delta), _real("m", m)
     if m == 0:
         return 0.0
     cap = float(norm.cdf(-delta / (2 * L)))
@@ -843,7 +1061,7 @@ def implied_min_lipschitz(bridge: float, m: float, delta: float) -> float:
     estimates (which also lower-bound L). b = 0 gives +inf (only a discontinuous map puts
     no mass between two modes). Units: Δ's units per base unit.
     """
-    delta, m, bridge = _positive("delta", delta), _mass(m), float(bridge)
+    delta, m, bridge = _positive("delta", delta), _mass(m), _real("bridge", bridge)
     if not 0 <= bridge <= 1 - m:
         raise ValueError(f"bridge must lie in [0, 1 - m] = [0, {1 - m:.4g}], got {bridge}")
     gap = float(norm.ppf(min(bridge + m, 1.0)) - norm.ppf(m))

@@ -365,7 +365,8 @@ def _diverged(policy: Policy, params: list[Tensor], good: list[Tensor], good_ste
     with torch.no_grad():
         torch._foreach_copy_(params, good)
     policy.eval()
-    kept = f"the weights after step {good_step}{' (EMA)' if has_ema else ''}" if good_step else "its initial weights"
+    kept = (f"the weights after step {good_step}{' (EMA)' if has_ema else ''}, the last logged step with finite losses"
+            if good_step else "its initial weights (no logged step had finite losses)")
     if bad == 1:
         cause = ("the very first loss is not finite, so the data or the model is at fault, not the optimiser: "
                  "check the dataset (were dataset.obs or dataset.chunks changed after it was built?) and the "
@@ -376,7 +377,7 @@ def _diverged(policy: Policy, params: list[Tensor], good: list[Tensor], good_ste
                  + "): lower lr (e.g. by 10x) or clip gradients (grad_clip=1.0)")
     raise NonFiniteLossError(
         f"training stopped: the loss became {value} at step {bad} of {steps}. Likely cause: {cause}. "
-        f"The policy keeps {kept}, the last logged step with finite losses.",
+        f"The policy keeps {kept}.",
         step=bad, restored_step=good_step, history=history,
     )
 
