@@ -83,12 +83,20 @@ def _close(got: Any, expected: Any, atol: float, rtol: float) -> tuple[bool, str
             if not ok:
                 return False, f"item {i}: {why}"
         return True, ""
+    if isinstance(got, (str, bytes)):  # float("0.42") would convert: the text of a number is not a number
+        return False, f"expected a number, got the text {got!r} (a str); return the value itself, not str(value)"
+    numel = getattr(got, "numel", None) or (lambda: getattr(got, "size", 1))
+    if hasattr(got, "shape") and numel() != 1:
+        return False, (f"expected a single number (a scalar), got a {type(got).__name__} of shape {tuple(got.shape)}; "
+                       "reduce it to one value (e.g. with .mean() over every element)")
     try:
         g = float(got)
     except Exception:
         return False, f"expected a number, got {type(got).__name__}"
     if math.isfinite(expected) and not math.isclose(g, expected, abs_tol=atol, rel_tol=rtol):
         return False, f"expected {expected:.6g}, got {g:.6g}"
+    if not math.isfinite(expected) and not (g == expected or (math.isnan(g) and math.isnan(expected))):
+        return False, f"expected {expected}, got {g:.6g}"
     return True, ""
 
 
