@@ -24,10 +24,11 @@ def setup(render: bool = False, quiet: bool = False, seed: int = 0) -> dict[str,
     MuJoCo rendering backend (robot chapters).
     """
     from .report import in_notebook, provenance_line
-    from .train import select_device
+    from .train import env_threads, select_device
+    from .validation import check_seed
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int (got {seed!r})")
+    seed = check_seed(seed)
+    env_threads()  # a malformed $MBC_THREADS is reported here, before any chapter code runs
     info: dict[str, object] = {"version": __version__, "device": str(select_device()), "profile": profile(),
                                "seed": seed}
     try:
