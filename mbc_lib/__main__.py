@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         rows = experiments.run(args.name, profile=args.profile, seed=args.seed)
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # bad arguments or environment (MBC_DEVICE, MBC_PROFILE, MBC_THREADS)
         print(f"error: {err}", file=sys.stderr)
         return 2
     if rows:

@@ -463,7 +463,7 @@ def _square(e: torch.Tensor) -> torch.Tensor:
 
 
 def _stairs(e: torch.Tensor) -> torch.Tensor:
-    """THEORY §2c's 5-level staircase with transition width 0.4 (levels 0..4)."""
+    """The 5-level staircase of the book's appendix (app-transport-check), transition width 0.4 (levels 0..4)."""
     from .experiments.transport import staircase
 
     return staircase(0.4, 5)(e.double().reshape(-1, 1)).reshape(e.shape).to(e.dtype)
@@ -582,7 +582,7 @@ def check_coverage(fn: Callable) -> CheckResult:
 
 
 def check_bridge_floor(fn: Callable) -> CheckResult:
-    """``fn(m, delta, L)`` = Φ(Φ⁻¹(m) + Δ/L) − m, the isoperimetric floor on the bridge mass (THEORY §2b (ii))."""
+    """``fn(m, delta, L)`` = Φ(Φ⁻¹(m) + Δ/L) − m, the isoperimetric floor on the bridge mass (app-isoperimetry, part 2)."""
     from . import theory
 
     cases = [Case(f"m={m:g}, Δ={d:g}, L={L:g}", (m, d, L), theory.bridge_mass_bound(L, d, m))

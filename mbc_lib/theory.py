@@ -1,17 +1,22 @@
-"""Closed-form bounds and predictions of THEORY.md — the numbers the measurements are held to.
+"""Closed-form bounds and predictions of the course — the numbers the measurements are held to.
 
-Sections follow THEORY.md:
+Each group is derived in a chapter and proved in the book's appendix ("Proofs, corrections to the
+paper, and numerical checks"); the appendix's section labels are given in brackets:
 
-* §1b  the Fano bound B_ρ on the information a latent must carry (:func:`fano_bound`);
-* §1c  the exact collapse threshold of the analytic CVAE toy: criterion (3)
+* the Fano bound B(P_e) on the information a latent must carry (:func:`fano_bound`; chapter 3,
+  app-fano);
+* the exact collapse threshold of the analytic CVAE toy: the collapse criterion Λ(T) ≤ 0
   (:func:`collapse_criterion`), the sub-Gaussian variance proxy v′, β* for the L2 and L1
   losses (:func:`critical_beta`), its closed form for equal, equally spaced modes, the
   weaker "hard-code" heuristic β_hard, ACT's loss scaling, and a Blahut–Arimoto
-  rate–distortion solver that checks all of them by brute force;
-* §2a  the mode-count bounds for push-forward policies (:func:`mode_count_bound`), with the
-  correction for base dimension d > 1 (the paper's formula is false there);
-* §2b  the Gaussian-isoperimetry results: minimum Lipschitz constant for two modes, the
-  bridge-mass floor, and the dimension-free bound on the number of heavy modes.
+  rate–distortion solver that checks all of them by brute force (chapter 3; app-collapse,
+  app-collapse-l2, app-collapse-l1, app-beta-hard, app-act, app-collapse-check);
+* the mode-count bounds for push-forward policies (:func:`mode_count_bound`), with the
+  correction for base dimension n > 1 (the paper's formula is false there; chapter 5,
+  app-counting, app-counting-d);
+* the Gaussian-isoperimetry results: minimum Lipschitz constant for two modes, the
+  bridge-mass floor, and the dimension-free bound on the number of heavy modes (chapter 5,
+  app-isoperimetry).
 
 Conventions: natural logarithms, so information is in nats; action chunks are points of
 R^n (n = H·d_a) with the Euclidean norm of the flattened chunk; a mixture is given by
@@ -35,11 +40,11 @@ from scipy.stats import chi2, norm
 from .validation import check_real, check_seed
 
 __all__ = [
-    # §1b
+    # Fano bound (app-fano)
     "entropy",
     "binary_entropy",
     "fano_bound",
-    # §1c
+    # collapse threshold (app-collapse)
     "collapse_point",
     "subgaussian_variance_proxy",
     "collapse_criterion",
@@ -56,11 +61,11 @@ __all__ = [
     "collapse_gain",
     "beta_at_rate",
     "beta_nearest_label",
-    # §2a
+    # counting bounds (app-counting)
     "mode_count_bound",
     "path_mode_count_bound",
     "min_lipschitz_to_reach",
-    # §2b
+    # isoperimetry (app-isoperimetry)
     "min_lipschitz_two_modes",
     "bridge_mass_bound",
     "balanced_bridge_mass_bound",
@@ -144,17 +149,17 @@ def _mixture(centers: ArrayLike, weights: ArrayLike) -> tuple[np.ndarray, np.nda
 
 
 # ---------------------------------------------------------------------------------------
-# §1b  Fano bound
+# Fano bound (app-fano)
 # ---------------------------------------------------------------------------------------
 def entropy(weights: ArrayLike) -> float:
-    """Shannon entropy H(π) = −Σ_k π_k log π_k in nats (0 log 0 = 0), THEORY (2). ``weights`` ``[K]``."""
+    """Shannon entropy H(π) = −Σ_k π_k log π_k in nats (0 log 0 = 0), book appendix app-fano. ``weights`` ``[K]``."""
     w = _weights(weights)
     nz = w[w > 0]
     return float(-(nz * np.log(nz)).sum())
 
 
 def binary_entropy(rho: float) -> float:
-    """Binary entropy h(ρ) = −ρ log ρ − (1−ρ) log(1−ρ) in nats, ρ ∈ [0, 1] (THEORY (2))."""
+    """Binary entropy h(x) = −x log x − (1−x) log(1−x) in nats, x ∈ [0, 1] (book appendix, app-fano)."""
     rho = _real("rho", rho)
     if not 0 <= rho <= 1:
         raise ValueError(f"rho must lie in [0, 1], got {rho}")
@@ -162,19 +167,19 @@ def binary_entropy(rho: float) -> float:
 
 
 def fano_bound(weights: ArrayLike, rho: float) -> float:
-    """Fano lower bound on the information the latent carries about the mode (THEORY (2)).
+    """Fano lower bound on the information the latent carries about the mode (book appendix, app-fano).
 
-        I_q(A;Z|S) ≥ I(M;Z|S) ≥ B_ρ = E_s H(π(s)) − h(ρ) − ρ log(K − 1)      [nats]
+        I_q(A;Z|S) ≥ I(M;Z|S) ≥ B(P_e) = E_s ℋ(π(s)) − h(P_e) − P_e log(K − 1)      [nats]
 
     Args:
         weights: mode weights π ``[K]``, or ``[S, K]`` for S equally likely states (then the
             entropy is averaged over rows: E_s H(π(s))).
-        rho: the error ρ = P(ĝ(s, z) ≠ M) of a mode identifier, in [0, (K−1)/K]; beyond
+        rho: the mode-identification error P_e = P(ĝ(s, z) ≠ M) of a mode identifier, in [0, (K−1)/K]; beyond
             (K−1)/K Fano's inequality is not monotone and the bound is not used.
 
-    Returns B_ρ in nats. It can be negative when ρ is large and π unbalanced: the bound is
-    then vacuous (the information is ≥ max(0, B_ρ)). K = 1 gives 0 (ρ must be 0).
-    Caveats (THEORY §1b): ρ is measured with z from the *posterior*, and the bound chains
+    Returns B(P_e) in nats. It can be negative when P_e is large and π unbalanced: the bound is
+    then vacuous (the information is ≥ max(0, B(P_e))). K = 1 gives 0 (P_e must be 0).
+    Caveats (app-fano): P_e is measured with z from the *posterior*, and the bound chains
     to the objective only for the expected per-sample KL, never for MMD/Sinkhorn.
     """
     w = _weights(weights)
@@ -189,7 +194,7 @@ def fano_bound(weights: ArrayLike, rho: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# §1c  the analytic CVAE toy: exact collapse threshold
+# the analytic CVAE toy: exact collapse threshold (app-collapse)
 # ---------------------------------------------------------------------------------------
 def _mixture_median(mu: np.ndarray, pi: np.ndarray, sigma: float) -> np.ndarray:
     """Coordinate-wise median of Σ π_k N(μ_k, σ²I), ``[n]`` (the L1-optimal collapsed output)."""
@@ -201,7 +206,7 @@ def _mixture_median(mu: np.ndarray, pi: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def collapse_point(centers: ArrayLike, weights: ArrayLike, sigma: float, loss: Loss = "l2") -> np.ndarray:
-    """y_P = argmin_y E d(A, y): the output of a fully collapsed decoder (THEORY §1c), ``[n]``.
+    """y_P = argmin_y E d(A, y): the output of a fully collapsed decoder (app-collapse), ``[n]``.
 
     L2: the mixture mean Σ π_k μ_k. L1 (d = ‖·‖_1): the coordinate-wise median of the
     mixture — for an even number of symmetric modes it lies *in the gap* between them.
@@ -269,7 +274,7 @@ def _cgf_offsets(w: np.ndarray, coords: np.ndarray, pi: np.ndarray) -> np.ndarra
 
 
 def subgaussian_variance_proxy(centers: ArrayLike, weights: ArrayLike, sigma: float = 0.0) -> float:
-    """Optimal sub-Gaussian variance proxy v′ of A ~ Σ_k π_k N(μ_k, σ² I) (THEORY §1c, L2 case).
+    """Optimal sub-Gaussian variance proxy v′ of A ~ Σ_k π_k N(μ_k, σ² I) (app-collapse-l2).
 
         v′ = sup_{‖u‖=1, λ≠0} 2 ψ_u(λ)/λ²,   ψ_u(λ) = log E exp(λ uᵀ(A − EA))
            = σ² + sup_w 2 log Σ_k π_k exp(wᵀ(μ_k − μ̄)) / ‖w‖²          [action units²]
@@ -404,7 +409,7 @@ def _y_starts(mu: np.ndarray, m: np.ndarray) -> list[np.ndarray]:
 
 @dataclass
 class CollapseCriterion:
-    """Λ(T) of THEORY (3) and where the supremum is attained.
+    """Λ(T) of the collapse criterion (app-collapse) and where the supremum is attained.
 
     value: Λ(T) ≥ 0 (nats; +inf for L2 when T < 2σ²); collapse is optimal iff value ≤ 0.
     y_star: the maximising output y ``[n]`` — what a rare code would decode to.
@@ -423,7 +428,7 @@ class CollapseCriterion:
 def collapse_criterion(
     temperature: float, centers: ArrayLike, weights: ArrayLike, sigma: float, loss: Loss = "l2"
 ) -> CollapseCriterion:
-    """Criterion (3) of THEORY §1c at temperature T = cβ:
+    """The collapse criterion (chapter 3; app-collapse) at temperature T = cβ:
 
         Λ(T) = sup_y log E_P exp{[d(A, y_P) − d(A, y)] / T}     [nats];  collapse optimal ⇔ Λ(T) ≤ 0
 
@@ -486,10 +491,10 @@ def _l1_temperature(mu: np.ndarray, pi: np.ndarray, sigma: float) -> float:
 def critical_beta(
     centers: ArrayLike, weights: ArrayLike, sigma: float, loss: Loss = "l2", scale: float = 1.0
 ) -> float:
-    """β*: the smallest β at which a collapsed CVAE (q = p, D ≡ y_P) is globally optimal (THEORY §1c).
+    """β*: the smallest β at which a collapsed CVAE (q = p, D ≡ y_P) is globally optimal (chapter 3; app-collapse).
 
     The toy objective is J = E d(a, D(z))/c + β E KL, with c = 2σ_d² for L2 (d = ‖·‖²) and
-    c = b for L1 (d = ‖·‖_1); T = cβ. Collapse is optimal iff Λ(T) ≤ 0 (criterion (3)), so
+    c = b for L1 (d = ‖·‖_1); T = cβ. Collapse is optimal iff Λ(T) ≤ 0 (the collapse criterion), so
 
         L2:  β* = v′ / σ_d²      (v′ = :func:`subgaussian_variance_proxy`, exact)
         L1:  β* = T* / b,   T* = min{T : Λ(T) ≤ 0} = max(T_loc, sup_{y≠y_P} 1/λ(y))
@@ -516,7 +521,7 @@ def critical_beta(
 def local_critical_beta(
     centers: ArrayLike, weights: ArrayLike, sigma: float, loss: Loss = "l2", scale: float = 1.0
 ) -> float:
-    """The second-order (local) collapse threshold — a lower bound on β* (THEORY §1c).
+    """The second-order (local) collapse threshold — a lower bound on β* (app-collapse-l2, app-collapse-l1).
 
         L2:  λ_max(Cov A) / σ_d²       (instability of collapse to a small linear code)
         L1:  T_loc / b,  T_loc = max_u uᵀCu / (2 uᵀ diag(f) u)   — in 1-D 1/(2 f(y_P) b)
@@ -535,11 +540,11 @@ def local_critical_beta(
 
 
 def critical_beta_equal_spacing(K: int, delta: float, sigma: float, sigma_d: float) -> float:
-    """Closed-form β* for K equally weighted, equally spaced 1-D modes, L2 loss (THEORY §1c):
+    """Closed-form β* for K equally weighted, equally spaced 1-D modes, L2 loss (app-collapse-l2):
 
-        β* = (σ² + Δ²(K² − 1)/12) / σ_d²
+        β* = (σ² + Δ_c²(K² − 1)/12) / σ_d²
 
-    (such mixtures are strictly sub-Gaussian, so v′ = Var A). Δ: centre spacing, σ:
+    (such mixtures are strictly sub-Gaussian, so v′ = Var A). Δ_c (``delta``): centre spacing, σ:
     within-mode std, σ_d: decoder std — all in action units. K = 2, Δ = 4, σ = σ_d = 1: 5.
     """
     K = _count("K", K)
@@ -556,7 +561,7 @@ def _expected_abs(mu: np.ndarray, sigma: float, y: np.ndarray) -> np.ndarray:
 def beta_hard(
     centers: ArrayLike, weights: ArrayLike, sigma: float, loss: Loss = "l2", scale: float = 1.0
 ) -> float:
-    """The "hard-code" heuristic: β below which exact mode coding beats collapse (THEORY §1c).
+    """The "hard-code" heuristic: β below which exact mode coding beats collapse (app-beta-hard).
 
         β_hard = [E d(A, y_P) − E d(A, y_M)] / (c H(π));   L2: V_B / (2σ_d² H(π)),
         V_B = Σ_k π_k ‖μ_k − μ̄‖² (between-mode variance); K = 2, equal weights: Δ²/(8σ_d² ln 2).
@@ -582,7 +587,7 @@ def beta_hard(
 
 @dataclass
 class LossScaling:
-    """How a mean-reduced reconstruction loss + β·(summed KL) maps onto criterion (3).
+    """How a mean-reduced reconstruction loss + β·(summed KL) maps onto the collapse criterion (app-act).
 
     n: k·d_a, elements the loss averages over. loss: "l1" or "l2".
     scale: the ``scale`` to pass to :func:`critical_beta` (b = n for L1, σ_d = √(n/2) for
@@ -599,7 +604,7 @@ class LossScaling:
 
 
 def act_loss_scaling(chunk_size: int, action_dim: int, kl_weight: float = 10.0, loss: Loss = "l1") -> LossScaling:
-    """ACT's loss on the scale of THEORY (3) (THEORY §1c, "ACT specifics").
+    """ACT's loss on the scale of the collapse criterion (chapter 3; app-act).
 
     ACT minimises mean_{k·d_a elements}|a − â| + kl_weight · Σ_latent-dims KL. Writing the
     mean as ‖a − â‖_1 / n (n = k·d_a) puts it in the form d/c + β KL with d = ‖·‖_1,
@@ -652,7 +657,7 @@ def blahut_arimoto(
     tol: float = 1e-10,
     seed: int = 0,
 ) -> RateDistortionPoint:
-    """Reference solver: the rate–distortion optimum of the 1-D toy (THEORY §1c, "Numerical check").
+    """Reference solver: the rate–distortion optimum of the 1-D toy (app-collapse-check).
 
     Minimises J = E d(A, y_Z)/c + β I(A;Z) over encoders q(j|a), a learned prior p(j) and
     codevectors y_j — the CVAE toy with a flexible discrete latent (Rose's mass-constrained
@@ -920,7 +925,7 @@ def beta_nearest_label(centers: ArrayLike, weights: ArrayLike, sigma: float, sca
 
 
 # ---------------------------------------------------------------------------------------
-# §2a  counting bounds for push-forward policies
+# counting bounds for push-forward policies (app-counting, app-counting-d)
 # ---------------------------------------------------------------------------------------
 def _base_radius(tau: float, dim: int) -> float:
     """Radius of the central base set of mass 1 − τ: r = Φ⁻¹(1−τ/2) (d=1), R = sqrt(χ²_d quantile) (d>1)."""
@@ -928,9 +933,9 @@ def _base_radius(tau: float, dim: int) -> float:
 
 
 def mode_count_bound(L: float, delta: float, tau: float, dim: int = 1, form: str = "auto") -> int:
-    """Bound on N^τ, the number of modes the image of the central (1−τ) base set touches (THEORY §2a).
+    """Bound on N^τ, the number of modes the image of the central (1−τ) base set touches (chapter 5; app-counting).
 
-    For an L-Lipschitz transport T (the whole sampler) from N(0, I_dim), mode regions
+    For an L-Lipschitz transport map G (the whole sampler) from N(0, I_dim), mode regions
     pairwise ≥ Δ apart (the *gap* between regions, Δ_c − 2ρ for balls):
 
         "tight"   (dim = 1):  1 + ⌊2 r_τ L / Δ⌋,     r_τ = Φ⁻¹(1 − τ/2)   — attained by a linear map
@@ -939,8 +944,8 @@ def mode_count_bound(L: float, delta: float, tau: float, dim: int = 1, form: str
         "auto":   "tight" for dim = 1, "packing" for dim > 1.
 
     Asking for "tight" or "paper" with dim > 1 raises: the paper's formula is *false* there
-    (T = L·Id on R², modes on the integer grid, τ = .05: 21/69/293 modes for L = 1/2/4
-    against 5/9/17), and the χ radius does not fix it. A mode with mass > τ is always
+    (G = L·Id on R², modes on the integer grid, τ = .05: 21/69/293 modes for L = 1/2/4
+    against 5/9/17; app-counting-d), and the χ radius does not fix it. A mode with mass > τ is always
     among those counted, so the bound also caps the number of modes with mass > τ.
     L: Lipschitz constant (action units per base unit); Δ: action units; returns a count.
     """
@@ -951,7 +956,7 @@ def mode_count_bound(L: float, delta: float, tau: float, dim: int = 1, form: str
     if form in ("tight", "paper") and dim > 1:
         raise ValueError(
             f"form={form!r} is the 1-D bound 1 + floor/ceil(2 r L / Delta); for base dimension {dim} > 1 it is "
-            "false (THEORY.md §2a: T = L*Id on R^2 with modes on the integer grid hits 21, 69, 293 modes for "
+            "false (see the book's appendix, app-counting-d: G = L*Id on R^2 with modes on the integer grid hits 21, 69, 293 modes for "
             "L = 1, 2, 4 at tau = .05). Use form='packing' (or 'auto'), or path_mode_count_bound along a segment."
         )
     ratio = 2 * _base_radius(tau, dim) * L / delta
@@ -965,10 +970,10 @@ def mode_count_bound(L: float, delta: float, tau: float, dim: int = 1, form: str
 
 
 def path_mode_count_bound(length: float, delta: float) -> int:
-    """Modes a path of image length ℓ can visit: 1 + ⌊ℓ/Δ⌋ (THEORY §2a, "length" and "path" forms).
+    """Modes a path of image length ℓ can visit: 1 + ⌊ℓ/Δ⌋ (app-counting, app-counting-d: the length and path forms).
 
-    ℓ is the length of the image curve in action space (units of Δ): ℓ = ∫‖T′‖ over the
-    central interval in 1-D (the form that is exact in THEORY §2c), or at most L·ℓ_ε for a
+    ℓ is the length of the image curve in action space (units of Δ): ℓ = ∫‖G′‖ over the
+    central interval in 1-D (the form that is exact on the staircases of app-transport-check), or at most L·ℓ_ε for a
     base segment of length ℓ_ε in any dimension. Consecutive visited modes are ≥ Δ apart
     along the curve.
     """
@@ -976,7 +981,7 @@ def path_mode_count_bound(length: float, delta: float) -> int:
 
 
 def min_lipschitz_to_reach(n_modes: int, delta: float, tau: float) -> float:
-    """Smallest L for which the 1-D tight bound of THEORY §2a allows ``n_modes`` modes: (n − 1)Δ / (2 r_τ).
+    """Smallest L for which the 1-D tight bound (app-counting) allows ``n_modes`` modes: (n − 1)Δ / (2 r_τ).
 
     Two modes from the central 95% set need only L ≥ 0.255 Δ — compare
     :func:`min_lipschitz_two_modes` (7.97 Δ for two modes holding 95% of the mass).
@@ -986,7 +991,7 @@ def min_lipschitz_to_reach(n_modes: int, delta: float, tau: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# §2b  Gaussian isoperimetry: mass, not just contact
+# Gaussian isoperimetry: mass, not just contact (app-isoperimetry)
 # ---------------------------------------------------------------------------------------
 def _mass(m: float, upper: float = 0.5) -> float:
     m = _real("m", m)
@@ -996,7 +1001,7 @@ def _mass(m: float, upper: float = 0.5) -> float:
 
 
 def min_lipschitz_two_modes(delta: float, m: float) -> float:
-    """Smallest L with two modes of mass ≥ m each, Δ apart (THEORY §2b (i)):
+    """Smallest L with two modes of mass ≥ m each, Δ apart (app-isoperimetry, part 1):
 
         Φ⁻¹(p_1) + Φ⁻¹(p_2) ≤ −Δ/L   ⇒   L ≥ Δ / (2 Φ⁻¹(1 − m))       [action units per base unit]
 
@@ -1009,7 +1014,7 @@ def min_lipschitz_two_modes(delta: float, m: float) -> float:
 
 
 def bridge_mass_bound(L: float, delta: float, m: float) -> float:
-    """Floor on the bridge (off-mode) mass of an L-Lipschitz push-forward of N(0, I_d) (THEORY §2b (ii)):
+    """Floor on the bridge (off-mode) mass of an L-Lipschitz push-forward of N(0, I_n) (app-isoperimetry, part 2):
 
         b = 1 − p_1 − p_2 ≥ Φ(Φ⁻¹(m) + Δ/L) − m,     if p_1, p_2 ≥ m
 
@@ -1026,13 +1031,13 @@ def bridge_mass_bound(L: float, delta: float, m: float) -> float:
     if not 0 < m <= cap * (1 + 1e-12):
         raise ValueError(
             f"m must lie in [0, Phi(-Delta/2L)] = [0, {cap:.4g}]: an {L:g}-Lipschitz map cannot put mass {m} on two "
-            f"modes {delta:g} apart (THEORY §2b (i); see min_lipschitz_two_modes)"
+            f"modes {delta:g} apart (book appendix, app-isoperimetry part 1; see min_lipschitz_two_modes)"
         )
     return float(norm.cdf(norm.ppf(m) + delta / L) - m)
 
 
 def balanced_bridge_mass_bound(L: float, delta: float) -> float:
-    """Bridge-mass floor when the two modes are equally heavy (THEORY §2b (iii)): b ≥ 2Φ(Δ/2L) − 1.
+    """Bridge-mass floor when the two modes are equally heavy (app-isoperimetry, part 3): b ≥ 2Φ(Δ/2L) − 1.
 
     Decays like Δ/(L√(2π)) for large L. Dimension-free, tight. Returns a probability.
     """
@@ -1040,7 +1045,7 @@ def balanced_bridge_mass_bound(L: float, delta: float) -> float:
 
 
 def max_modes_with_mass(L: float, delta: float, m: float) -> int:
-    """Dimension-free bound on #{k : p_k ≥ m} for modes pairwise ≥ Δ apart (THEORY §2b):
+    """Dimension-free bound on #{k : p_k ≥ m} for modes pairwise ≥ Δ apart (app-isoperimetry):
 
         #{k : p_k ≥ m} ≤ 1 / Φ(Φ⁻¹(m) + Δ/(2L))
 
@@ -1052,7 +1057,7 @@ def max_modes_with_mass(L: float, delta: float, m: float) -> int:
 
 
 def implied_min_lipschitz(bridge: float, m: float, delta: float) -> float:
-    """The smallest Lipschitz constant consistent with a measured bridge mass (THEORY §2b (ii) inverted):
+    """The smallest Lipschitz constant consistent with a measured bridge mass (app-isoperimetry, part 2 inverted):
 
         b ≥ Φ(Φ⁻¹(m) + Δ/L) − m   ⇔   L ≥ Δ / (Φ⁻¹(b + m) − Φ⁻¹(m))
 

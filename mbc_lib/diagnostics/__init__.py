@@ -1,9 +1,9 @@
-"""Measurements of the two mode-loss mechanisms on samples, latents and maps (THEORY.md §3).
+"""Measurements of the two mode-loss mechanisms on samples, latents and maps (the book's appendix, app-diagnostics).
 
 Everything takes plain tensors/arrays and callables, never a policy object, so the same
 functions measure any policy family, a dataset, or a hand-made map with a known answer.
 
-THEORY §3 item → function:
+The ten diagnostics of the book's appendix (app-diagnostics), item → function:
 
 1. demo mode structure ............ :func:`cluster_modes`, :func:`cluster_modes_by_obs`, :func:`neighbourhoods`
 2. policy mode count and weights .. :func:`mode_coverage` (N̂^τ, p̂_k, missing modes, TV, Wilson CIs),
@@ -11,7 +11,7 @@ THEORY §3 item → function:
 3. bridge / off-support mass ...... ``mode_coverage(...).off_support``, :func:`bridge_check`
 4. sampler stretch ................ :func:`jacobian_spectral_norm`, :func:`segment_profile`
 5. transition width ............... ``segment_profile(..., centers=...).off_length / .off_mass``
-   (and N̂^τ of §2a) ............... :func:`empirical_mode_count`
+   (and N̂^τ, app-counting) ............... :func:`empirical_mode_count`
 6. KL decomposition ............... :func:`gaussian_kl`, :func:`kl_split`
 7. latent identifiability ......... :func:`identification_error`, :func:`fano_check`
 8. prior coverage ................. :func:`prior_typicality`, :func:`hole_mass`, and

@@ -1,4 +1,4 @@
-"""Distribution match between policy samples and demonstrations (THEORY §3 item 9).
+"""Distribution match between policy samples and demonstrations (app-diagnostics, item 9).
 
 * :func:`sinkhorn_divergence` — the debiased entropic OT divergence
   S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β), solved by POT (stabilised Sinkhorn, ε-scaling);
@@ -6,7 +6,7 @@
   median-heuristic bandwidth.
 
 Both see only weak-topology closeness: a small value does not rule out bridge mass
-(THEORY §1d), so report them next to :func:`mbc_lib.diagnostics.modes.mode_coverage`.
+(book appendix, app-aggregate), so report them next to :func:`mbc_lib.diagnostics.modes.mode_coverage`.
 Sample sets are ``[N, H, d]`` or ``[N, n]`` (torch or numpy), compared as points of R^n.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _pair(x: Array, y: Array) -> tuple[np.ndarray, np.ndarray]:
 
 def entropic_ot(x: Array, y: Array, eps: float, max_iter: int = 20_000, tol: float = 1e-6) -> float:
     """OT_ε(α, β) = min_P ⟨P, C⟩ + ε KL(P ‖ α⊗β) between the uniform empirical measures on x and y
-    (the building block of THEORY §3 item 9).
+    (the building block of app-diagnostics, item 9).
 
     C_ij = ‖x_i − y_j‖² (squared Euclidean, action units²); ε in the same units.
     Solver: POT's stabilised Sinkhorn (``ot.bregman.sinkhorn_stabilized``, large scalings
@@ -70,7 +70,7 @@ def entropic_ot(x: Array, y: Array, eps: float, max_iter: int = 20_000, tol: flo
 
 
 def sinkhorn_divergence(x: Array, y: Array, eps: float | None = None, max_iter: int = 20_000, tol: float = 1e-6) -> float:
-    """Debiased Sinkhorn divergence between two sample sets (THEORY §3 item 9), action units²:
+    """Debiased Sinkhorn divergence between two sample sets (app-diagnostics, item 9), action units²:
 
         S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β)        (:func:`entropic_ot`)
 
@@ -93,7 +93,7 @@ def sinkhorn_divergence(x: Array, y: Array, eps: float | None = None, max_iter: 
 
 
 def median_bandwidth(x: Array, y: Array, max_points: int = 1000) -> float:
-    """Median heuristic for the MMD of THEORY §3 item 9: h = median pairwise Euclidean distance in the pooled sample.
+    """Median heuristic for the MMD of app-diagnostics, item 9: h = median pairwise Euclidean distance in the pooled sample.
 
     Uses the first ``max_points`` of each set (deterministic); zero distances (duplicates)
     are ignored.
@@ -106,7 +106,7 @@ def median_bandwidth(x: Array, y: Array, max_points: int = 1000) -> float:
 
 
 def mmd2(x: Array, y: Array, bandwidth: float | None = None, unbiased: bool = True) -> float:
-    """Squared maximum mean discrepancy with a Gaussian kernel (THEORY §3 item 9), dimensionless:
+    """Squared maximum mean discrepancy with a Gaussian kernel (app-diagnostics, item 9), dimensionless:
 
         k(u, v) = exp(−‖u − v‖² / (2h²)),   MMD² = E k(X, X′) + E k(Y, Y′) − 2 E k(X, Y)
 

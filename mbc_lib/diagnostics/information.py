@@ -1,12 +1,12 @@
-"""What the latent of a latent-variable policy carries, and where the prior puts mass (THEORY §1a–1d, §3 items 6–8, 10).
+"""What the latent of a latent-variable policy carries, and where the prior puts mass (book appendix: app-rate, app-fano, app-collapse, app-aggregate; app-diagnostics, items 6–8 and 10).
 
 * :func:`gaussian_kl` — per-sample KL(q(z|s,a) ‖ p(z|s)) between diagonal Gaussians;
-* :func:`kl_split` — the rate decomposition (1): E KL = I_q(A;Z|S) + E_s KL(q̄(·|s) ‖ p(·|s)),
+* :func:`kl_split` — the rate decomposition (app-rate): E KL = I_q(A;Z|S) + E_s KL(q̄(·|s) ‖ p(·|s)),
   estimated from a minibatch with the aggregate-posterior mixture;
 * :func:`prior_typicality` — prior log-density at posterior means and their χ²_d percentile;
-* :func:`hole_mass` — H_ε = P_{z~p}[q̄(z|s)/p(z|s) < ε], the prior mass the decoder never trained on;
-* :func:`identification_error` and :func:`fano_check` — ρ̂ and the Fano bound B_ρ̂ against Î;
-* :func:`predicted_collapse` — criterion (3) on the empirical p(a|s) with the actual loss scaling.
+* :func:`hole_mass` — Hole_α = P_{z~p}[q̄(z|s)/p(z|s) < α], the prior mass the decoder never trained on;
+* :func:`identification_error` and :func:`fano_check` — P̂_e and the Fano bound B(P̂_e) against Î;
+* :func:`predicted_collapse` — the collapse criterion (app-collapse) on the empirical p(a|s) with the actual loss scaling.
 
 Posteriors and priors are diagonal Gaussians given as ``(mu, logvar)`` tensors ``[N, dz]``
 (a prior may also be ``[dz]``, shared, or None for N(0, I)). Information is in nats.
@@ -79,7 +79,7 @@ def _log_normal_matrix(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None) -> Tensor:
-    """Per-sample KL between diagonal Gaussians, ``[N]`` in nats (THEORY §1a; §3 item 6):
+    """Per-sample KL between diagonal Gaussians, ``[N]`` in nats (app-rate; app-diagnostics, item 6):
 
         KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) = ½ Σ_d [σ_q²/σ_p² + (μ_q − μ_p)²/σ_p² − 1 + log σ_p² − log σ_q²]
 
@@ -94,7 +94,7 @@ def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_
 
 @dataclass
 class KLSplit:
-    """THEORY (1) estimated on a minibatch, in nats.
+    """The rate decomposition (app-rate) estimated on a minibatch, in nats.
 
     mean_kl: E KL (closed form, exact for the batch). mutual_information: Î(A;Z|S).
     marginal_kl: mean_kl − Î, the estimate of E_s KL(q̄(·|s) ‖ p(·|s)). log_n_cap: the
@@ -112,7 +112,7 @@ def kl_split(
     mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None,
     groups: Array | None = None, n_samples: int = 1, generator: torch.Generator | None = None,
 ) -> KLSplit:
-    """Split E KL into I_q(A;Z|S) + E_s KL(q̄(·|s) ‖ p(·|s)) on a minibatch (THEORY (1), §3 item 6).
+    """Split E KL into I_q(A;Z|S) + E_s KL(q̄(·|s) ‖ p(·|s)) on a minibatch (the rate decomposition, app-rate; app-diagnostics, item 6).
 
     Within a group of N posteriors q_j = q(z|s, a_j) from one state neighbourhood, the
     aggregate posterior is the mixture q̄(z) = (1/N) Σ_j q_j(z). Draw z_{i,r} ~ q_i
@@ -157,7 +157,7 @@ def kl_split(
 
 @dataclass
 class PriorTypicality:
-    """Where posterior means sit under the prior (THEORY §1d "posterior-mean typicality"; §3 item 8).
+    """Where posterior means sit under the prior (app-aggregate, posterior-mean typicality; app-diagnostics, item 8).
 
     log_density ``[N]``: log p(μ_q) in nats. sq_radius ``[N]``: r² = ‖(μ_q − μ_p)/σ_p‖².
     chi2_cdf ``[N]``: F_{χ²_dz}(r²), the prior *mass* closer to the prior mean than μ_q.
@@ -177,7 +177,7 @@ class PriorTypicality:
 
 
 def prior_typicality(mu_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None) -> PriorTypicality:
-    """Prior log-density at posterior means and its χ² percentile (THEORY §3 item 8).
+    """Prior log-density at posterior means and its χ² percentile (app-diagnostics, item 8).
 
     For p = N(μ_p, diag σ_p²) in dz dimensions, log p(z) = −½ r² − ½ Σ log σ_p² − (dz/2) log 2π
     with r² = ‖(z − μ_p)/σ_p‖² ~ χ²_dz under the prior, so the percentile of log p(μ_q) among
@@ -199,7 +199,8 @@ def hole_mass(
     eps: float = 0.1, n_prior: int = 4096,
     generator: torch.Generator | None = None, confidence: float = 0.95,
 ) -> dict[str, float]:
-    """Prior hole mass at one state (THEORY §1d): H_ε = P_{z~p}[q̄(z)/p(z) < ε] ≤ TV(q̄, p)/(1 − ε).
+    """Prior hole mass at one state (book appendix, app-aggregate): Hole_α = P_{z~p}[q̄(z)/p(z) < α] ≤ TV(q̄, p)/(1 − α),
+    with the threshold α passed as ``eps``.
 
     q̄ is the mixture of the N posteriors ``[N, dz]`` of one state neighbourhood; the prior
     ``[dz]`` (or None: N(0, I)) is that state's. Draws ``n_prior`` z ~ p and counts those
@@ -220,11 +221,12 @@ def hole_mass(
 
 
 def identification_error(predicted: Array, true: Array, confidence: float = 0.95) -> dict[str, float]:
-    """ρ̂ = P(ĝ ≠ M) from predicted and true mode labels ``[N]`` (THEORY §3 item 7), with a Wilson interval.
+    """P̂_e = P(ĝ ≠ M), the mode-identification error, from predicted and true mode labels ``[N]`` (app-diagnostics,
+    item 7), with a Wilson interval (returned under the key ``"rho"``).
 
     ĝ is e.g. the mode of the chunk decoded from the posterior mean
     (:func:`mbc_lib.diagnostics.modes.assign_modes`); an off-support prediction (−1) counts
-    as an error. Feed ρ̂ to :func:`fano_check`.
+    as an error. Feed P̂_e to :func:`fano_check`.
     """
     p = np.asarray(torch.as_tensor(predicted).cpu()).reshape(-1)
     t = np.asarray(torch.as_tensor(true).cpu()).reshape(-1)
@@ -237,12 +239,13 @@ def identification_error(predicted: Array, true: Array, confidence: float = 0.95
 
 def fano_check(weights: Array | Sequence[float], rho: float, mutual_information: float, mean_kl: float | None = None,
                beta: float | None = None) -> dict[str, float | bool]:
-    """Compare the estimated rate with the Fano bound (THEORY (2), §3 item 7).
+    """Compare the estimated rate with the Fano bound (app-fano; app-diagnostics, item 7).
 
-    Returns B_ρ = H(π) − h(ρ) − ρ log(K−1) (nats), Î and whether Î ≥ B_ρ; with ``mean_kl``
-    and ``beta`` also β·E KL ≥ β·Î ≥ β·B_ρ, the price the KL term charges for identifying
-    modes. ρ is clipped to (K−1)/K, where the bound is 0 for balanced modes (an identifier
-    worse than chance proves nothing). Remember Î from :func:`kl_split` is itself a lower bound, so Î < B_ρ̂ by a little
+    Returns B(P_e) = ℋ(π) − h(P_e) − P_e log(K−1) (nats; key ``"B_rho"``), Î and whether Î ≥ B(P_e), with
+    P_e the mode-identification error passed as ``rho``; with ``mean_kl`` and ``beta`` also
+    β·E KL ≥ β·Î ≥ β·B(P_e), the price the KL term charges for identifying
+    modes. P_e is clipped to (K−1)/K, where the bound is 0 for balanced modes (an identifier
+    worse than chance proves nothing). Remember Î from :func:`kl_split` is itself a lower bound, so Î < B(P̂_e) by a little
     can be estimator bias rather than a violation.
     """
     w = np.asarray(weights, dtype=float)
@@ -261,7 +264,7 @@ def fano_check(weights: Array | Sequence[float], rho: float, mutual_information:
 def predicted_collapse(
     chunks: Array, beta: float, loss: str = "l2", scale: float = 1.0, sigma: float = 0.0, exact: bool | None = None,
 ) -> dict[str, float | str]:
-    """Does criterion (3) predict posterior collapse at this state? (THEORY §1c, §3 item 10)
+    """Does the collapse criterion predict posterior collapse at this state? (app-collapse; app-diagnostics, item 10)
 
     Treats the demonstrations at one state (neighbourhood) ``[N, H, d]`` as the empirical
     p(a|s), smoothed by a Gaussian of std ``sigma`` per coordinate (σ = 0 allowed for L2;

@@ -1,4 +1,4 @@
-"""How sharply does a transport map stretch base noise? (THEORY §2a–2b, §3 items 4–5)
+"""How sharply does a transport map stretch base noise? (book appendix: app-counting, app-isoperimetry; app-diagnostics, items 4–5)
 
 A push-forward policy samples a = T(ε), ε ~ N(0, I_D); with the observation fixed,
 ``f = lambda eps: policy.transport(obs.expand(len(eps), -1), eps)`` is that map. Every
@@ -56,7 +56,7 @@ def _rownorm(x: Tensor) -> Tensor:
 
 
 def jacobian_spectral_norm(f: Transport, base: Tensor, n_iter: int = 30, generator: torch.Generator | None = None) -> Tensor:
-    """Largest singular value of the Jacobian of ``f`` at each base point, ``[N]`` (THEORY §3 item 4).
+    """Largest singular value of the Jacobian of ``f`` at each base point, ``[N]`` (app-diagnostics, item 4).
 
     Power iteration on JᵀJ: v ← Jᵀ(Jv)/‖Jᵀ(Jv)‖, σ̂ = ‖Jv‖ after ``n_iter`` steps. Jv comes
     from forward-mode AD (``torch.func.jvp``; double-backward ``torch.autograd.functional.jvp``
@@ -92,7 +92,7 @@ def jacobian_spectral_norm(f: Transport, base: Tensor, n_iter: int = 30, generat
 # segments
 # ---------------------------------------------------------------------------------------
 def random_segments(dim: int, n_segments: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-    """Endpoints of ``n_segments`` base segments for THEORY §3 item 4: two independent N(0, I_dim)
+    """Endpoints of ``n_segments`` base segments for app-diagnostics, item 4: two independent N(0, I_dim)
     draws each, ``[M, D]`` twice (seeded)."""
     g = torch.Generator().manual_seed(seed)
     return (torch.randn((n_segments, dim), generator=g, dtype=dtype),
@@ -108,7 +108,7 @@ def _evaluate(f: Transport, points: Tensor, batch_size: int) -> np.ndarray:
 
 @dataclass
 class SegmentProfile:
-    """Stretch and mode transitions of ``f`` along M base paths sampled at P points (THEORY §3 items 4–5).
+    """Stretch and mode transitions of ``f`` along M base paths sampled at P points (app-diagnostics, items 4–5).
 
     max_stretch ``[M]``: L̂_seg = max over steps of ‖f(ε_{i+1}) − f(ε_i)‖ / ‖ε_{i+1} − ε_i‖.
     length ``[M]``: ℓ̂ = Σ ‖f(ε_{i+1}) − f(ε_i)‖, the image path length (action units).
@@ -152,7 +152,7 @@ def segment_profile(
     centers: Array | None = None, radius: float | Array | None = None, weights: Array | None = None,
     batch_size: int = 8192,
 ) -> SegmentProfile:
-    """Finite-difference stretch, image length and mode transitions along base paths (THEORY §3 items 4–5).
+    """Finite-difference stretch, image length and mode transitions along base paths (app-diagnostics, items 4–5).
 
     Args:
         f: the transport, ``[N, D] -> [N, ...]``.
@@ -206,7 +206,7 @@ def segment_profile(
 # ---------------------------------------------------------------------------------------
 @dataclass
 class ModeCount:
-    """N̂^τ: modes touched by the image of the central (1−τ) base set (THEORY §2a).
+    """N̂^τ: modes touched by the image of the central (1−τ) base set (app-counting).
 
     n_hit: the count; hit ``[K]`` bool; base_radius: r_τ (D = 1) or R_τ (D > 1);
     n_points: base points pushed through; grid: whether they were a deterministic grid (D = 1).
@@ -224,7 +224,7 @@ def empirical_mode_count(
     n_points: int = 100_001,
     seed: int = 0, batch_size: int = 65_536, dtype: torch.dtype = torch.float64,
 ) -> ModeCount:
-    """Count the modes the image of the central (1−τ) base set touches (THEORY §2a, §3 item 2).
+    """Count the modes the image of the central (1−τ) base set touches (app-counting; app-diagnostics, item 2).
 
     D = 1: ``n_points`` on a uniform grid of C = [−r_τ, r_τ], r_τ = Φ⁻¹(1 − τ/2), endpoints
     included (deterministic). D > 1: ``n_points`` uniform draws from the ball C of radius

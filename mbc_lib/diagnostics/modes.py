@@ -1,4 +1,4 @@
-"""Which modes do samples land in? Mode membership, coverage and demo mode structure (THEORY §3 items 1–3).
+"""Which modes do samples land in? Mode membership, coverage and demo mode structure (app-diagnostics, items 1–3).
 
 Works on plain arrays, so any policy's samples (or any dataset) can be measured:
 
@@ -9,7 +9,7 @@ Works on plain arrays, so any policy's samples (or any dataset) can be measured:
   for kNN neighbourhoods in observation space) — modes per observation, centres, radii
   ρ_k, inter-mode distances, the gap Δ(s) = min_{j≠k}(‖μ_j − μ_k‖ − ρ_j − ρ_k) and a
   separation regime;
-* :func:`bridge_check` holds the measured bridge mass to the isoperimetric floor of §2b.
+* :func:`bridge_check` holds the measured bridge mass to the isoperimetric floor of the book's appendix (app-isoperimetry).
 
 Shapes: a sample set is ``[N, H, d]`` (or ``[N, n]``), torch or numpy; a chunk is a point
 of R^n, n = H·d, and distances are Euclidean over the flattened chunk (task units).
@@ -76,7 +76,7 @@ def flatten_chunks(x: Array, name: str = "samples") -> np.ndarray:
 
 
 def wilson_interval(successes: int | np.ndarray, n: int, confidence: float = 0.95) -> np.ndarray:
-    """Wilson score interval for a binomial proportion (THEORY §3 item 2): ``[..., 2]`` (lower, upper).
+    """Wilson score interval for a binomial proportion (app-diagnostics, item 2): ``[..., 2]`` (lower, upper).
 
         (p̂ + z²/2n ± z sqrt(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n),   z = Φ⁻¹((1+confidence)/2)
 
@@ -112,7 +112,7 @@ def _centers_radius(centers: Array, radius: float | Array, weights: Array | None
 
 
 def assign_modes(samples: Array, centers: Array, radius: float | Array, weights: Array | None = None) -> np.ndarray:
-    """Label each chunk with its mode, or −1 if it is off-support (THEORY §3 item 2).
+    """Label each chunk with its mode, or −1 if it is off-support (app-diagnostics, item 2).
 
     A chunk belongs to the nearest *present* centre μ_k (weights > 0, or all when
     ``weights`` is None) if it lies within that mode's radius ρ_k, else it is off-support.
@@ -139,7 +139,7 @@ def assign_modes(samples: Array, centers: Array, radius: float | Array, weights:
 # ---------------------------------------------------------------------------------------
 @dataclass
 class ModeCoverage:
-    """Where a policy's samples at one observation land (THEORY §3 items 2–3).
+    """Where a policy's samples at one observation land (app-diagnostics, items 2–3).
 
     mass ``[K]``: p̂_k, fraction of samples in mode k; mass_ci ``[K, 2]``: Wilson intervals.
     off_support: b̂, fraction in no mode (the bridge / averaging failure), off_support_ci.
@@ -173,7 +173,7 @@ def mode_coverage(
     samples: Array, centers: Array, radius: float | Array, weights: Array | None = None, tau: float = 0.05,
     confidence: float = 0.95,
 ) -> ModeCoverage:
-    """Per-mode mass, coverage count N̂^τ, missing-mode rate, off-support mass and TV (THEORY §3 items 2–3).
+    """Per-mode mass, coverage count N̂^τ, missing-mode rate, off-support mass and TV (app-diagnostics, items 2–3).
 
     Args: as :func:`assign_modes`, plus ``tau`` (a mode is covered when p̂_k > τ) and the
     Wilson ``confidence``. Absent modes (weight 0) get mass 0 and are not counted.
@@ -201,7 +201,7 @@ def mode_coverage_per_obs(
     samples: Array, centers: Array | Sequence[Array], radius: float | Array | Sequence,
     weights: Array | Sequence[Array] | None = None, tau: float = 0.05, confidence: float = 0.95,
 ) -> list[ModeCoverage]:
-    """:func:`mode_coverage` at each of B observations (THEORY §3: measurements are per state s).
+    """:func:`mode_coverage` at each of B observations (app-diagnostics: measurements are per state s).
 
     samples ``[B, n, H, d]`` (``policy.sample(obs, n)``). Each of centers / radius / weights
     is either shared by all observations (``[K, H, d]``; scalar or ``[K]``; ``[K]``) or given
@@ -231,7 +231,7 @@ def mode_coverage_per_obs(
 
 
 def summarize_coverage(coverages: Sequence[ModeCoverage]) -> dict[str, float]:
-    """THEORY §3 items 2–3 averaged over observations: mean N̂^τ, off-support mass, missing-mode rate, TV, and the
+    """Items 2–3 of app-diagnostics averaged over observations: mean N̂^τ, off-support mass, missing-mode rate, TV, and the
     fraction of observations where every mode that should be reached is covered."""
     if not coverages:
         raise ValueError("no coverages to summarise")
@@ -246,7 +246,7 @@ def summarize_coverage(coverages: Sequence[ModeCoverage]) -> dict[str, float]:
 
 
 def bridge_check(coverage: ModeCoverage, separation: float, lipschitz: float) -> dict[str, float]:
-    """Hold a measured bridge mass to Gaussian isoperimetry (THEORY §3 item 3, §2b (ii)).
+    """Hold a measured bridge mass to Gaussian isoperimetry (app-diagnostics, item 3; app-isoperimetry, part 2).
 
     Takes the two heaviest modes (p̂_(1) ≥ p̂_(2) = m̂), b̂ = 1 − p̂_(1) − p̂_(2), the gap Δ
     between mode regions and a Lipschitz estimate L̂, and returns
@@ -273,7 +273,7 @@ def bridge_check(coverage: ModeCoverage, separation: float, lipschitz: float) ->
 # unknown modes: clustering demonstrations
 # ---------------------------------------------------------------------------------------
 def separation_regime(separation: float, spread: float, n_modes: int) -> str:
-    """Name the regime of Δ(s) against the within-mode spread s_w (RMS distance to the centre), THEORY §3 item 1:
+    """Name the regime of Δ(s) against the within-mode spread s_w (RMS distance to the centre), app-diagnostics, item 1:
 
     "unimodal" (one mode), "overlapping" (Δ ≤ 0: the mode regions touch), "close"
     (0 < Δ < s_w: the gap is narrower than a mode), "separated" (Δ ≥ s_w).
@@ -287,7 +287,7 @@ def separation_regime(separation: float, spread: float, n_modes: int) -> str:
 
 @dataclass
 class ClusteredModes:
-    """Mode structure recovered from demonstration chunks at one observation (THEORY §3 item 1).
+    """Mode structure recovered from demonstration chunks at one observation (app-diagnostics, item 1).
 
     labels ``[N]``; n_modes K; weights ``[K]`` (π̂_k); centers ``[K, *chunk]`` (cluster
     means); radii ``[K]`` (ρ_k, the ``radius_quantile`` of member distances to the centre);
@@ -337,7 +337,7 @@ def cluster_modes(
     radius_quantile: float = 0.95,
     min_weight: float = 0.02,
 ) -> ClusteredModes:
-    """Cluster demonstration chunks at one observation into modes (THEORY §3 item 1).
+    """Cluster demonstration chunks at one observation into modes (app-diagnostics, item 1).
 
     method="bic" (default): Ward agglomerative clustering, cut at each K = 1..max_modes,
     and keep the K with the smallest BIC of an isotropic shared-variance Gaussian mixture
@@ -403,9 +403,9 @@ def cluster_modes(
 def cluster_modes_by_obs(
     obs: Array, chunks: Array, query: Array, k: int = 64, standardize: bool = True, **cluster_kwargs
 ) -> list[ClusteredModes]:
-    """Modes per observation for demonstrations with continuous states (THEORY §3 item 1).
+    """Modes per observation for demonstrations with continuous states (app-diagnostics, item 1).
 
-    With one demonstration per state the empirical H(M|S) is 0 (THEORY §1b flag 3), so
+    With one demonstration per state the empirical H(M|S) is 0 (the third caution of app-fano), so
     the conditional is smoothed over a neighbourhood: for each query observation take the
     ``k`` nearest demonstrations in observation space (each feature scaled to unit standard
     deviation when ``standardize``) and :func:`cluster_modes` their chunks.

@@ -1,4 +1,4 @@
-"""MuJoCo robot tasks that are multimodal by construction (DESIGN.md §4).
+"""MuJoCo robot tasks that are multimodal by construction (chapters 8–9).
 
 Two tasks, own MJCF models, gymnasium API, registered ids:
 

@@ -1,4 +1,4 @@
-"""Every experiment of the book as a named function (DESIGN.md §2).
+"""Every experiment of the book as a named function (one module per chapter or topic).
 
 Notebooks, tests and benchmarks call these; each takes ``profile`` (sizes come from
 :data:`mbc_lib.profiles.BUDGETS`) and ``seed``, and returns tidy results.
@@ -7,10 +7,14 @@ Notebooks, tests and benchmarks call these; each takes ``profile`` (sizes come f
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ..profiles import PROFILES
 from ..profiles import profile as active_profile
+from ..train import env_threads, select_device
+from ..validation import check_seed
 from . import averaging, bridges, cache, guidance, latent, prior_coverage, synthetic, transport
 
 #: submodules that need MuJoCo: imported on first use, so that the synthetic chapters never load it
@@ -98,14 +102,24 @@ def run(name: str, profile: str | None = None, seed: int = 0, use_cache: bool = 
 
     With ``use_cache=True`` a table stored by an earlier run of the same library source,
     profile and seed (:mod:`mbc_lib.experiments.cache`) is returned instead of recomputing,
-    and a computed table is stored for next time.
+    and a computed table is stored for next time; when it cannot be stored (a read-only
+    directory, ``$MBC_CACHE`` under a file) a warning says so and the rows are still returned.
+    ``seed``, ``profile`` and ``$MBC_DEVICE`` are checked before anything runs.
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(sorted(EXPERIMENTS))}")
     prof = active_profile() if profile is None else profile
+    if prof not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)} (or None for $MBC_PROFILE), got {prof!r}")
+    seed = check_seed(seed)
+    select_device()  # an unavailable $MBC_DEVICE fails here, before any work, whatever device the experiment uses
+    env_threads()
     if use_cache and (rows := cache.load(name, prof, seed)) is not None:
         return rows
     rows = EXPERIMENTS[name](profile=prof, seed=seed)
     if use_cache:
-        cache.store(name, rows, prof, seed)
+        try:
+            cache.store(name, rows, prof, seed)
+        except OSError as err:  # the table was computed: never lose it to a cache that cannot be written
+            warnings.warn(f"experiment {name!r}: the results were computed but not cached ({err})", stacklevel=2)
     return rows

@@ -22,6 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..profiles import PROFILES
+from ..validation import check_seed
+
 __all__ = ["cache_dir", "source_hash", "key", "load", "store", "clear"]
 
 Rows = list[dict[str, Any]]
@@ -47,10 +50,12 @@ def source_hash() -> str:
 
 
 def key(name: str, profile: str, seed: int) -> str:
-    """File stem for experiment ``name`` at ``profile`` and ``seed``."""
-    if not name.replace("_", "").isalnum():
+    """File stem for experiment ``name`` at ``profile`` and ``seed`` (all three checked)."""
+    if not isinstance(name, str) or not name.replace("_", "").isalnum():
         raise ValueError(f"experiment name {name!r} must be alphanumeric (underscores allowed)")
-    return f"{name}-{profile}-seed{int(seed)}-{source_hash()}"
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    return f"{name}-{profile}-seed{check_seed(seed)}-{source_hash()}"
 
 
 def _clean(value: Any) -> Any:
@@ -68,21 +73,40 @@ def _clean(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in an experiment table; use numbers and strings")
 
 
+def _is_rows(rows: Any) -> bool:
+    return isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+
+
 def store(name: str, rows: Rows, profile: str, seed: int = 0) -> Path | None:
-    """Save ``rows`` (a list of flat dicts of numbers/strings) atomically; returns the path."""
+    """Save ``rows`` (a list of flat dicts of numbers/strings) atomically; returns the path.
+
+    Raises ``ValueError``/``TypeError`` for bad arguments and an ``OSError`` that says where and
+    what to do when the cache directory cannot be written (:func:`mbc_lib.experiments.run`
+    turns that into a warning and still returns its rows).
+    """
+    stem = key(name, profile, seed)
+    if not _is_rows(rows):
+        raise TypeError(f"rows must be a list of dicts (one flat dict per table row), got {type(rows).__name__}")
+    payload = {"name": name, "profile": profile, "seed": int(seed), "source": source_hash(), "rows": _clean(rows)}
     where = cache_dir()
     if where is None:
         return None
-    where.mkdir(parents=True, exist_ok=True)
-    path = where / f"{key(name, profile, seed)}.json"
-    payload = {"name": name, "profile": profile, "seed": int(seed), "source": source_hash(), "rows": _clean(rows)}
-    fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{path.stem}.", suffix=".tmp")
+    path = where / f"{stem}.json"
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write the results cache in {where}: {err.strerror or err}; set MBC_CACHE "
+                                 "to a writable directory, or MBC_CACHE=off to run without a cache") from err
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise OSError(err.errno, f"cannot write the results cache file {path}: {err.strerror or err}; set "
+                                     "MBC_CACHE to a writable directory, or MBC_CACHE=off") from err
         raise
     for old in where.glob(f"{name}-{profile}-seed{int(seed)}-*.json"):  # tables of older library sources
         if old != path:
@@ -98,9 +122,12 @@ def load(name: str, profile: str, seed: int = 0) -> Rows | None:
     path = where / f"{key(name, profile, seed)}.json"
     try:
         payload = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
         return None
-    return payload.get("rows") if payload.get("source") == source_hash() else None
+    if not isinstance(payload, dict) or payload.get("source") != source_hash():
+        return None
+    rows = payload.get("rows")
+    return rows if _is_rows(rows) else None  # anything else is a malformed file: recompute
 
 
 def clear() -> int:

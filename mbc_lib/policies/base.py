@@ -1,4 +1,4 @@
-"""The one contract every policy family follows (DESIGN.md §2).
+"""The one contract every policy family follows.
 
 A policy is an ``nn.Module`` with
 
