@@ -1,4 +1,4 @@
-"""Run profiles: one notebook, three budgets (DESIGN.md §6).
+"""Run profiles: one notebook, three budgets (the book's *How to use this course*, Profiles).
 
 ``MBC_PROFILE`` selects how much compute an experiment spends:
 

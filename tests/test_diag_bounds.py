@@ -1,4 +1,4 @@
-"""THEORY §2 bounds held against measurements of maps whose answers are known.
+"""The transport bounds (chapter 5; book appendix, app-counting to app-transport-check) held against measurements of maps whose answers are known.
 
 Maps here are plain functions of base noise [N, D] -> chunks [N, 1], the shape a policy's
 ``transport(obs, ·)`` has once the observation is fixed.
@@ -38,7 +38,7 @@ def ramp_staircase(L: float, delta: float, K: int, plateau: float = 0.3):
 
 
 def smootherstep_staircase(w: float, K: int = 5):
-    """THEORY §2c: C² staircase with smootherstep transitions of width w at Φ⁻¹(j/K)."""
+    """The staircase of app-transport-check: C² with smootherstep transitions of width w at Φ⁻¹(j/K)."""
     cuts = torch.as_tensor(norm.ppf(np.arange(1, K) / K))
 
     def f(eps: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ def smootherstep_staircase(w: float, K: int = 5):
 
 
 # ---------------------------------------------------------------------------------------
-# §2a mode counts
+# mode counts (app-counting, app-counting-d)
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("L", [0.5, 1.0, 2.0, 4.0])
 @pytest.mark.parametrize("delta", [0.5, 1.0, 2.0])
@@ -88,9 +88,9 @@ def lattice_points_in_disk(radius: float) -> int:
 
 @pytest.mark.parametrize("L, expected, n_points", [(1, 21, 100_000), (2, 69, 250_000), (4, 293, 800_000)])
 def test_two_dimensional_counterexample(L, expected, n_points):
-    # THEORY §2a: T = L·Id on R², modes on the integer grid, τ = .05
+    # app-counting-d: G = L·Id on R², modes on the integer grid, τ = .05
     R = math.sqrt(chi2.ppf(0.95, 2))
-    assert lattice_points_in_disk(L * R) == expected  # THEORY's numbers, independently
+    assert lattice_points_in_disk(L * R) == expected  # the appendix's counts, independently
     k = math.ceil(L * R) + 2
     grid = np.stack(np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1)), -1).reshape(-1, 2).astype(float)
     # radius 0.05 < the distance from the image disk to the next lattice shell, for all three L
@@ -128,7 +128,7 @@ def test_smootherstep_staircase_reproduces_theory_table(w, L, min_mass, bridge):
 
 
 # ---------------------------------------------------------------------------------------
-# §2b bridge mass
+# bridge mass (app-isoperimetry)
 # ---------------------------------------------------------------------------------------
 # (m, Δ/L) with m ≤ Φ(−Δ/2L), the masses an L-Lipschitz map can put on both modes
 @pytest.mark.parametrize("m, ratio", [(m, r) for r in (0.5, 1.0, 2.0) for m in (0.05, 0.1, 0.2, 0.3) if m <= norm.cdf(-r / 2)])
@@ -141,7 +141,7 @@ def test_extremal_clipped_map_attains_the_bridge_bound(m, ratio):
     m_hat = cov.mass.min()
     assert m_hat == pytest.approx(m, abs=1e-4)
     assert cov.off_support == pytest.approx(th.bridge_mass_bound(L, delta, m_hat), abs=1e-3)
-    if ratio == 1.0 and m in (0.05, 0.30):  # THEORY §2c's numbers
+    if ratio == 1.0 and m in (0.05, 0.30):  # the extremal-map values of app-transport-check
         assert cov.off_support == pytest.approx({0.05: 0.2095, 0.30: 0.3828}[m], abs=1e-3)
     # transition width: the off-support base interval is (a, a + Δ/L) and carries the bridge mass
     prof = segment_profile(f, torch.tensor([[-5.0]], dtype=torch.float64), torch.tensor([[5.0]], dtype=torch.float64),

@@ -37,7 +37,7 @@ def test_sinkhorn_divergence_sees_a_dropped_mode():
 
 
 def test_small_divergence_does_not_rule_out_bridge_mass():
-    # THEORY §3 item 9: 10% of the policy's samples in the gap costs little transport ...
+    # app-diagnostics, item 9: 10% of the policy's samples in the gap costs little transport ...
     rng = np.random.default_rng(2)
     demos = np.concatenate([rng.normal(-2, 0.3, 200), rng.normal(2, 0.3, 200)])[:, None]
     policy = np.concatenate([rng.normal(-2, 0.3, 180), rng.normal(2, 0.3, 180), rng.uniform(-1, 1, 40)])[:, None]

@@ -54,7 +54,7 @@ def test_kl_split_matches_closed_forms(kappa, s, c):
     assert res.mutual_information == pytest.approx(true_mi, abs=0.05 * dz)
     assert res.marginal_kl == pytest.approx(true_marginal, abs=0.05 * dz)
     assert res.mutual_information + res.marginal_kl == pytest.approx(res.mean_kl, abs=1e-12)
-    # the batch mean KL is exact; its population value is I + marginal KL (THEORY (1))
+    # the batch mean KL is exact; its population value is I + marginal KL (the rate decomposition, app-rate)
     assert res.mean_kl == pytest.approx(true_mi + true_marginal, abs=0.05 * dz)
 
 

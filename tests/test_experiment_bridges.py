@@ -58,7 +58,7 @@ def test_more_modes_leave_more_bridge(swept):
 
 
 class _ClippedLinear(torch.nn.Module):
-    """A 'policy' whose transport is the extremal map of THEORY §2b along the fork's two branches:
+    """A 'policy' whose transport is the extremal map of app-isoperimetry along the fork's two branches:
     a = μ_0 + clip(L(ε₁ − a₀), 0, Δc)·u, u the unit vector from μ_0 to μ_1."""
 
     def __init__(self, task, L, a0):
@@ -99,7 +99,7 @@ def test_measurement_recovers_a_known_map():
 
 
 def test_implied_lipschitz():
-    # two modes where §2b (ii) binds: the same as theory.implied_min_lipschitz
+    # two modes where part 2 of the bridge-mass floor (app-isoperimetry) binds: the same as theory.implied_min_lipschitz
     p, b, gap = [0.1, 0.8], 0.1, 1.0
     assert bridges.implied_lipschitz(p, gap, b) == pytest.approx(theory.implied_min_lipschitz(b, 0.1, gap), rel=1e-6)
     assert bridges.implied_lipschitz([0.5, 0.5], 1.0, 0.0) == math.inf

@@ -48,7 +48,7 @@ def test_expert_counterfactual_modes_at_the_start_follow_sqrt_h(path_demos):
 
 def test_critical_beta_matches_theory_on_known_modes():
     rng = np.random.default_rng(0)
-    # two equal 1-D modes ±1 with noise σ: β* = (σ² + Δ²(K²−1)/12)/σ_d² = (σ² + 1)/σ_d²  (THEORY §1c)
+    # two equal 1-D modes ±1 with noise σ: β* = (σ² + Δ_c²(K²−1)/12)/σ_d² = (σ² + 1)/σ_d²  (app-collapse-l2)
     x = np.concatenate([rng.normal(-1, 0.1, 400), rng.normal(1, 0.1, 400)])[:, None, None]
     labels = np.repeat([0, 1], 400)
     exact = theory.critical_beta_equal_spacing(2, 2.0, 0.1, 1.0)

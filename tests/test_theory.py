@@ -1,4 +1,4 @@
-"""mbc_lib.theory against independent computations and THEORY.md's numbers."""
+"""mbc_lib.theory against independent computations and the numbers of the book's appendix."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,7 @@ from mbc_lib import theory as th
 
 
 # ---------------------------------------------------------------------------------------
-# §1b Fano
+# Fano bound (app-fano)
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "weights, rho",
@@ -27,7 +27,7 @@ def test_fano_bound_matches_an_independent_computation(weights, rho):
 
 
 def test_fano_bound_reproduces_theory_table():
-    # THEORY §1c table: (ρ, B_ρ) for K = 2 balanced modes
+    # the table of app-collapse-check: (P_e, B(P_e)) for K = 2 balanced modes
     for rho, bound in [(0.034, 0.544), (0.072, 0.435), (0.134, 0.299), (0.251, 0.130), (0.40, 0.020), (0.50, 0.0)]:
         assert th.fano_bound([0.5, 0.5], rho) == pytest.approx(bound, abs=1.5e-3)
 
@@ -46,7 +46,7 @@ def test_fano_bound_edge_cases_and_errors():
 
 
 # ---------------------------------------------------------------------------------------
-# §1c collapse thresholds
+# collapse thresholds (app-collapse)
 # ---------------------------------------------------------------------------------------
 def test_critical_beta_theory_example_and_hard_code_heuristic():
     assert th.critical_beta_equal_spacing(2, 4.0, 1.0, 1.0) == pytest.approx(5.0)
@@ -63,7 +63,7 @@ def test_equal_spacing_is_strictly_subgaussian(K):
     closed = th.critical_beta_equal_spacing(K, delta, sigma, sigma_d)
     assert th.critical_beta(centers, np.full(K, 1 / K), sigma, scale=sigma_d) == pytest.approx(closed, rel=1e-6)
     assert th.local_critical_beta(centers, np.full(K, 1 / K), sigma, scale=sigma_d) == pytest.approx(closed, rel=1e-9)
-    # THEORY: β*/β_hard = 2 log K (1 + σ²/V_B) for equal weights
+    # app-beta-hard: β*/β_hard = 2 log K (1 + σ²/V_B) for equal weights
     vb = delta**2 * (K**2 - 1) / 12
     ratio = closed / th.beta_hard(centers, np.full(K, 1 / K), sigma, scale=sigma_d)
     assert ratio == pytest.approx(2 * math.log(K) * (1 + sigma**2 / vb), rel=1e-6)
@@ -162,10 +162,10 @@ def test_act_loss_scaling():
 
 
 # ---------------------------------------------------------------------------------------
-# §1c brute force: Blahut–Arimoto
+# brute force: Blahut–Arimoto (app-collapse-check)
 # ---------------------------------------------------------------------------------------
 def test_blahut_arimoto_reproduces_theory_table():
-    # THEORY §1c: K = 2, Δ = 4, σ = σ_d = 1; (β, I, ρ)
+    # app-collapse-check: K = 2, Δ_c = 4, σ = σ_d = 1; (β, I, P_e)
     table = [(1, 0.633, 0.034), (2, 0.514, 0.072), (2.96, 0.360, 0.134), (4.10, 0.159, 0.251), (5.24, 0.0, 0.50)]
     for beta, rate, rho in table:
         pt = th.blahut_arimoto([-2.0, 2.0], [0.5, 0.5], 1.0, beta, n_grid=401, n_codes=16)
@@ -199,10 +199,10 @@ def test_information_vanishes_at_predicted_beta_star(centers, weights, loss):
 
 
 # ---------------------------------------------------------------------------------------
-# §2a counting bounds
+# counting bounds (app-counting)
 # ---------------------------------------------------------------------------------------
 def test_mode_count_bound_forms_match_theory_tables():
-    Ls = [1.86, 2.07, 4.69, 18.75, 37.5]  # THEORY §2c
+    Ls = [1.86, 2.07, 4.69, 18.75, 37.5]  # the staircases of app-transport-check
     assert [th.mode_count_bound(L, 1.0, 0.05) for L in Ls] == [8, 9, 19, 74, 147]
     assert [th.mode_count_bound(L, 1.0, 0.05, form="paper") for L in Ls] == [9, 10, 20, 75, 148]
     assert [th.mode_count_bound(L, 1.0, 0.05) for L in (0.3, 0.6, 1, 2, 3)] == [2, 3, 4, 8, 12]
@@ -220,14 +220,14 @@ def test_mode_count_bound_refuses_the_false_formula_in_two_dimensions(form):
 
 
 def test_path_bound_and_reach():
-    assert th.path_mode_count_bound(4.0, 1.0) == 5  # THEORY §2c: ℓ = 4, Δ = 1
+    assert th.path_mode_count_bound(4.0, 1.0) == 5  # app-transport-check: len = 4, Δ = 1
     assert th.path_mode_count_bound(3.99, 1.0) == 4
     assert th.min_lipschitz_to_reach(2, 1.0, 0.05) == pytest.approx(0.255, abs=1e-3)
     assert th.mode_count_bound(th.min_lipschitz_to_reach(5, 1.0, 0.05) * 1.0001, 1.0, 0.05) == 5
 
 
 # ---------------------------------------------------------------------------------------
-# §2b isoperimetry
+# isoperimetry (app-isoperimetry)
 # ---------------------------------------------------------------------------------------
 def test_isoperimetric_numbers_from_theory():
     assert th.bridge_mass_bound(1.0, 1.0, 0.05) == pytest.approx(0.2095, abs=1e-4)

@@ -6,8 +6,8 @@ Encoder q_φ(z|s,a), decoder D_θ(s,z), prior p(z|s). With regulariser ``"kl"``:
 
 ℓ = |·| (L1, ACT) or (·)² (L2), computed on *normalised* actions. The reconstruction is
 mean-reduced over the n = H·d chunk elements and the KL is summed over the latent
-dimensions — exactly ACT's scaling (ACT: L1, β = "kl_weight" = 10). In THEORY §1c's
-notation J = E d(a, D(z))/c + β E KL, this is d = ‖·‖₁/n (L1) or d = ‖·‖²/n (L2) with
+dimensions — exactly ACT's scaling (ACT: L1, β = "kl_weight" = 10). In the notation of the collapse
+criterion (chapter 3; book appendix, app-collapse and app-act), J = E d(a, D(z))/c + β E KL, this is d = ‖·‖₁/n (L1) or d = ‖·‖²/n (L2) with
 c = 1, so the collapse temperature is simply **T = β**. For L2 that reads σ_d² = n/2,
 hence β* = 2v'/n with v' the sub-Gaussian variance proxy of the normalised chunk.
 
@@ -18,7 +18,7 @@ is replaced by a divergence between the batch's aggregate posterior and prior sa
 
 𝔻 = MMD² with an inverse-multiquadric kernel or the debiased Sinkhorn divergence (POT).
 Pairs (s, z) are compared, so the penalty pushes q̄(z|s) towards p(z|s) at each s, not
-only the marginals. It controls only the second term of THEORY (1): I(A;Z|S) is free.
+only the marginals. It controls only the second term of the rate decomposition (app-rate, app-aggregate): I(A;Z|S) is free.
 
 At test time the decoder is fed prior samples (``decode_from="prior"``), z = 0
 (``"zero"``, ACT's deterministic choice) or the prior mean (``"mean"``).
@@ -43,7 +43,7 @@ class CVAEConfig(PolicyConfig):
     latent_dim: int = 4  # dz, size of z (ACT uses 32; these short chunks need few)
     prior: str = "fixed"  # "fixed": N(0, I) (ACT) | "learned": N(μ_ψ(s), diag σ²_ψ(s))
     regularizer: str = "kl"  # "kl": β·per-sample KL (ACT) | "aggregate": λ·D(q̄, p) (WAE)
-    beta: float = 0.1  # β, weight of the KL; T = β in THEORY §1c (collapse above β*)
+    beta: float = 0.1  # β, weight of the KL; T = β in the collapse criterion (app-act; collapse above β*)
     free_bits: float = 0.0  # nats per latent dim whose batch-mean KL goes unpenalised (Kingma et al. 2016)
     beta_warmup: int = 0  # training steps over which β rises linearly from 0 (0: no warm-up)
     aggregate: str = "mmd"  # aggregate divergence: "mmd" (IMQ kernel) | "sinkhorn" (debiased, POT)

@@ -10,8 +10,8 @@ decoder D_θ(s, c_k), prior p_ψ(k|s) = softmax(ℓ_ψ(s)). One objective trains
       − log p_ψ(k* | s)                                 prior: cross-entropy on the assigned codes
 
 (sg = stop-gradient; squared norms averaged over D). Since the posterior is a point mass on
-k*, the last term is exactly the per-sample KL(q(k|s,a) ‖ p_ψ(k|s)) = −log p_ψ(k*|s) of
-THEORY (1); it is exposed as ``kl``. The prior gets no gradient into the encoder.
+k*, the last term is exactly the per-sample KL(q(k|s,a) ‖ p_ψ(k|s)) = −log p_ψ(k*|s) of the
+rate decomposition (book appendix, app-rate); it is exposed as ``kl``. The prior gets no gradient into the encoder.
 
 Dead codes: a code unused for ``dead_code_after`` training steps is restarted at a random
 encoding of the current batch, so that the whole codebook stays in play.

@@ -1,4 +1,4 @@
-"""Synthetic multimodal tasks whose mode structure is known exactly (DESIGN.md §3).
+"""Synthetic multimodal tasks whose mode structure is known exactly (chapters 1–7).
 
 ``make(name, **config)`` builds one; ``task.dataset(n, seed)`` samples demonstrations;
 ``task.modes(obs)`` gives centres ``[B, K, H, d]``, weights, σ and the separation Δ(s);

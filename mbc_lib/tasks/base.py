@@ -61,7 +61,7 @@ class ModeStructure:
 
     @property
     def separation(self) -> Tensor:
-        """Δ(s) = Δ_c(s) − 2ρ: the gap between mode regions (THEORY §2), ``[B]``."""
+        """Δ(s) = Δ_c(s) − 2ρ: the gap between mode regions (chapter 5; app-counting), ``[B]``."""
         return self.center_distance - 2 * self.radius
 
 

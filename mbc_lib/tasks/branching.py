@@ -7,8 +7,9 @@ At ``s`` there are
 
 laid out like the fork's branches (lateral offsets ``c_k·u(s)·r_t``, action_dim 1), with
 equal weights among the present modes. Early states are unimodal; late states have
-``K_max`` well-separated modes — the setting in which THEORY §1c's per-state collapse
-threshold β*(s) and §2's Δ(s) both vary with the observation.
+``K_max`` well-separated modes — the setting in which the per-state collapse threshold
+β*(s) (chapter 3; app-collapse-l2) and the gap Δ(s) of the transport bounds (chapter 5) both vary
+with the observation.
 """
 from __future__ import annotations
 
