@@ -3,7 +3,10 @@
 Train the deterministic ``regression`` policy on the fork task and measure where its
 chunks land: the L2 optimum is the conditional mean E[a|s], which for a symmetric
 two-branch fork is the straight path between the branches — off every mode — and for
-odd K lands on the middle branch, so the other K−1 modes are never produced.
+odd K lands on the middle branch, so the other K−1 modes are never produced. The L1
+optimum (a coordinate-wise median) is unique for Gaussian within-mode noise, but the
+expected L1 loss is nearly flat across the gap between two modes (:func:`l1_slope`), so a
+trained network's chunks can end anywhere in it.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 import torch
+from scipy.stats import norm
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -20,7 +24,10 @@ from ..plotting import plot_chunks, plot_mode_mass
 from ..profiles import budget
 from ..train import History, progress_enabled, train
 
-__all__ = ["AveragingResult", "fit_regression", "sweep", "plot_result", "plot_sweep", "plot_distances", "summary"]
+__all__ = [
+    "AveragingResult", "fit_regression", "sweep", "plot_result", "plot_sweep", "distances", "plot_distances",
+    "summary", "l1_slope",
+]
 
 
 @dataclass
@@ -33,11 +40,11 @@ class AveragingResult:
     task: tasks.Task = field(repr=False)
     policy: policies.Policy = field(repr=False)
     history: History = field(repr=False)
-    obs: Tensor = field(repr=False)  # [n, 1]
-    demos: Tensor = field(repr=False)  # [n, H, d], one demonstration per observation
-    demo_labels: Tensor = field(repr=False)  # [n]
-    preds: Tensor = field(repr=False)  # [n, H, d], the policy's chunk
-    pred_labels: Tensor = field(repr=False)  # [n], mode of each prediction (−1 off-support)
+    obs: Tensor = field(repr=False)  # [n_eval, 1]
+    demos: Tensor = field(repr=False)  # [n_eval, H, d_a], one demonstration per observation
+    demo_labels: Tensor = field(repr=False)  # [n_eval]
+    preds: Tensor = field(repr=False)  # [n_eval, H, d_a], the policy's chunk
+    pred_labels: Tensor = field(repr=False)  # [n_eval], mode of each prediction (−1 off-support)
 
     @property
     def off_support_demos(self) -> float:
@@ -65,7 +72,9 @@ def fit_regression(
     progress: bool | None = None,
     **task_config,
 ) -> AveragingResult:
-    """Train ``regression`` (loss ``"l2"`` or ``"l1"``) on ``fork(K, delta)`` with the profile's budget."""
+    """Train ``regression`` (loss ``"l2"`` or ``"l1"``) on ``fork(K, delta)`` with the profile's budget.
+
+    ``delta`` is the fork's centre distance Δ_c between neighbouring branches (task units)."""
     b = budget("averaging", profile)
     task = tasks.make("fork", K=K, delta=delta, **task_config)
     data = task.dataset(b["n_demos"], seed=seed)
@@ -74,7 +83,7 @@ def fit_regression(
         loss=loss, width=b["width"], depth=b["depth"], seed=seed,
     )
     history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], seed=seed, progress=progress,
-                    device="cpu", desc=f"regression K={K} Δ={delta:g}")
+                    device="cpu", desc=f"regression K={K} Δc={delta:g}")
     g = torch.Generator().manual_seed(seed + 1)
     obs = task.sample_obs(b["n_eval"], g)
     demos, demo_labels = task.sample(obs, g)
@@ -91,7 +100,7 @@ def sweep(
     profile: str | None = None,
     progress: bool | None = None,
 ) -> dict[tuple[int, float], AveragingResult]:
-    """One regression policy per (K, Δ) grid point, keyed by ``(K, delta)``."""
+    """One regression policy per (K, Δ_c) grid point, keyed by ``(K, delta)``."""
     grid = [(K, float(d)) for K in Ks for d in deltas]
     out = {}
     for K, d in tqdm(grid, desc="averaging sweep", disable=not progress_enabled(progress)):
@@ -106,7 +115,8 @@ def plot_result(res: AveragingResult) -> plt.Figure:
     plot_chunks(ax1, res.demos, res.demo_labels, offset=res.obs[:, 0], alpha=0.3)
     plot_chunks(ax1, res.preds, None, offset=res.obs[:, 0], color="k", alpha=0.6, lw=2)
     ax1.set_ylabel("lateral position − s")
-    ax1.set_title(f"fork K={res.K}, Δ={res.delta:g}: demos (colour) vs {res.loss.upper()} regression (black)")
+    ax1.set_title(rf"fork $K$={res.K}, $\Delta_c$={res.delta:g}: demos (colour) vs "
+                  f"{res.loss.upper()} regression (black)")
     plot_mode_mass(ax2, {"demos": res.demo_labels, "regression": res.pred_labels}, res.K)
     ax2.set_title(f"off-support: demos {res.off_support_demos:.0%}, regression {res.off_support_policy:.0%}")
     fig.tight_layout()
@@ -114,7 +124,7 @@ def plot_result(res: AveragingResult) -> plt.Figure:
 
 
 def summary(results: dict[tuple[int, float], AveragingResult]) -> list[dict[str, float]]:
-    """Tidy rows: K, Δ, off-support fraction of demos and policy, modes reached."""
+    """Tidy rows: K, Δ_c (key ``delta``), off-support fraction of demos and policy, modes reached."""
     return [
         {"K": r.K, "delta": r.delta, "off_support_demos": r.off_support_demos,
          "off_support_policy": r.off_support_policy, "modes_reached": r.modes_reached()}
@@ -131,33 +141,58 @@ def plot_sweep(results: dict[tuple[int, float], AveragingResult]) -> plt.Figure:
     for i, K in enumerate(Ks):
         sel = sorted((r for r in rows if r["K"] == K), key=lambda r: r["delta"])
         x = [r["delta"] for r in sel]
-        kw = dict(ms=9 - 2 * i, label=f"K={K}")
+        kw = dict(ms=9 - 2 * i, label=f"$K$={K}")
         ax1.plot(x, [r["off_support_policy"] for r in sel], styles[i % 4], **kw)
         ax2.plot(x, [r["modes_reached"] for r in sel], styles[i % 4], **kw)
         ax2.axhline(K, color=ax2.lines[-1].get_color(), lw=0.8, alpha=0.5)
-    ax1.set(xlabel="centre distance Δc", ylabel="off-support fraction", ylim=(-0.05, 1.05),
+    ax1.set(xlabel=r"centre distance $\Delta_c$", ylabel="off-support fraction", ylim=(-0.05, 1.05),
             title="regression chunks in no mode")
-    ax2.set(xlabel="centre distance Δc", ylabel="modes reached (≥ 10% of chunks)", ylim=(-0.2, max(Ks) + 0.5),
+    ax2.set(xlabel=r"centre distance $\Delta_c$", ylabel="modes reached (≥ 10% of chunks)",
+            ylim=(-0.2, max(Ks) + 0.5),
             title="modes produced (thin lines: modes demonstrated)")
     ax1.legend()
     fig.tight_layout()
     return fig
 
 
+def distances(res: AveragingResult) -> dict[str, Tensor]:
+    """Distance of each regression chunk to the analytic conditional mean Σ_k π_k μ_k(s)
+    (``"to_mean"``) and to the nearest mode centre (``"to_modes"``), each ``[n_eval]``."""
+    ms = res.task.modes(res.obs)
+    centers, weights = ms.centers, ms.weights  # [n_eval, K, H, d_a], [n_eval, K]
+    mean = (weights[:, :, None, None] * centers).sum(1)  # [n_eval, H, d_a]
+    return {
+        "to_mean": (res.preds - mean).flatten(1).norm(dim=1),
+        "to_modes": torch.cdist(res.preds.flatten(1)[:, None], centers.flatten(2))[:, 0].amin(-1),
+    }
+
+
 def plot_distances(res: AveragingResult) -> plt.Figure:
     """Theory over measurement: distance of each regression chunk to the analytic conditional mean
     Σ_k π_k μ_k(s) and to the nearest mode centre, against ρ and the corollary's Δ_c/2."""
-    centers = res.task.modes(res.obs).centers  # [n, K, H, d]
-    weights = res.task.modes(res.obs).weights  # [n, K]
-    mean = (weights[:, :, None, None] * centers).sum(1)  # [n, H, d]
-    to_mean = (res.preds - mean).flatten(1).norm(dim=1)
-    to_modes = torch.cdist(res.preds.flatten(1)[:, None], centers.flatten(2))[:, 0].amin(-1)
+    d = distances(res)
     fig, ax = plt.subplots(figsize=(6, 2.8))
-    ax.hist(to_mean.numpy(), bins=20, alpha=0.7, label="to the conditional mean (prediction)")
-    ax.hist(to_modes.numpy(), bins=20, alpha=0.7, label="to the nearest mode centre")
-    ax.axvline(res.task.radius, color="r", ls=":", label="mode radius ρ")
-    ax.axvline(res.delta / 2, color="k", ls="--", label="Δc/2 (corollary)")
+    ax.hist(d["to_mean"].numpy(), bins=20, alpha=0.7, label="to the conditional mean (prediction)")
+    ax.hist(d["to_modes"].numpy(), bins=20, alpha=0.7, label="to the nearest mode centre")
+    ax.axvline(res.task.radius, color="r", ls=":", label=r"mode radius $\rho$")
+    ax.axvline(res.delta / 2, color="k", ls="--", label=r"$\Delta_c/2$ (corollary)")
     ax.set(xlabel="distance of the regression chunk (task units)", ylabel="chunks")
     ax.legend(fontsize=8, loc="upper center")
     fig.tight_layout()
     return fig
+
+
+def l1_slope(task: tasks.Task, obs: Tensor, y: float, step: int = -1, dim: int = -1) -> float:
+    """Slope of the expected ℓ1 loss y ↦ E|a_j − y| of one chunk coordinate at ``y``: P(a_j < y) − P(a_j > y).
+
+    The coordinate is step ``step``, action dimension ``dim`` (the fork's lateral position) of the
+    demonstrations at the single observation ``obs [1, obs_dim]``, a Gaussian mixture Σ_k π_k N(μ_kj, σ²);
+    the slope is Σ_k π_k (2Φ((y − μ_kj)/σ) − 1). It vanishes only at the (unique) median and is tiny anywhere in
+    the gap between two modes that are many σ apart: the loss is nearly flat there (chapter 1).
+    """
+    if obs.ndim != 2 or obs.shape[0] != 1:
+        raise ValueError(f"l1_slope takes one observation [1, obs_dim] (got shape {tuple(obs.shape)})")
+    ms = task.modes(obs)
+    mu = ms.centers[0, :, step, dim].double().numpy()  # [K]
+    w = ms.weights[0].double().numpy()  # [K]
+    return float((w * (2 * norm.cdf((y - mu) / task.sigma) - 1)).sum())
