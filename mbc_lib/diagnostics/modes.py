@@ -180,6 +180,10 @@ def mode_coverage(
     """
     if not 0 <= tau < 1:
         raise ValueError(f"tau must lie in [0, 1), got {tau}")
+    n_samples = getattr(samples, "shape", (len(samples),) if hasattr(samples, "__len__") else (None,))[0]
+    if n_samples == 0:
+        raise ValueError("samples is empty: mode_coverage needs at least one sampled chunk ([N, H, d] with N >= 1; "
+                         "draw some with policy.sample(obs, n))")
     labels = assign_modes(samples, centers, radius, weights)
     mu, _, w = _centers_radius(centers, radius, weights)
     K, N = mu.shape[0], labels.shape[0]
