@@ -37,7 +37,9 @@ def setup_source(robot: bool = False) -> str:
 
 
 def chapters() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+    """Every notebook with a setup cell: the chapters, the solutions, and the book's appendix."""
+    appendix = [p for p in [ROOT / "book" / "appendix.ipynb"] if p.exists()]
+    return sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb")) + appendix
 
 
 def _setup_index(nb: dict) -> int | None:

@@ -19,15 +19,15 @@ evaluation of chunk policies (:func:`evaluate`), and rendering (:func:`doctor`,
 :func:`render_trajectory`, :func:`save_video`).
 
 Headless rendering: on Linux ``MUJOCO_GL`` defaults to ``egl`` here *if mujoco has not
-been imported yet* (the backend is fixed when mujoco is first imported).
+been imported yet* (the backend is fixed when mujoco is first imported). Whatever
+``MUJOCO_GL`` says, importing this package works: when the requested backend's library is
+missing, mujoco is loaded without rendering and :func:`doctor` says what to install or set.
 """
 from __future__ import annotations
 
-import os
-import sys
+from . import _gl
 
-if sys.platform.startswith("linux") and "mujoco" not in sys.modules:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # must happen before the first `import mujoco`
+_gl.prepare()  # must happen before the first `import mujoco`
 
 import gymnasium  # noqa: E402
 

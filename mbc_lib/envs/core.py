@@ -25,6 +25,8 @@ import gymnasium
 import mujoco
 import numpy as np
 
+from ..validation import check_seed
+
 __all__ = ["Task", "BatchSim", "MultimodalEnv", "OBS_TYPES", "as_generator", "episode_seeds", "planar_scene"]
 
 #: ``state``: low-dimensional state ``[obs_dim]`` (float64);
@@ -67,20 +69,33 @@ def planar_scene(model: str, timestep: float, world: str, joints: tuple[str, str
 </mujoco>"""
 
 
+def _as_float_array(x: Any, name: str, what: str) -> np.ndarray:
+    """``x`` as a float64 array, or a ``TypeError`` that says what was expected."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be numbers ({what}), got {x!r:.80} ({err})") from None
+    return a
+
+
 def episode_seeds(seed: int, n: int) -> np.ndarray:
     """``n`` per-episode seeds (uint32) derived from one ``seed``.
 
     Episode ``i`` of ``evaluate(..., seed)`` / ``collect_demos(..., seed)`` starts exactly
     like ``env.reset(seed=int(episode_seeds(seed, n)[i]))`` — replay any single episode.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    return np.random.SeedSequence(int(seed)).generate_state(max(n, 1), dtype=np.uint32)[:n]
+    seed = check_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n (number of episodes) must be an integer >= 0, got {n!r}")
+    return np.random.SeedSequence(seed).generate_state(max(int(n), 1), dtype=np.uint32)[:n]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """A numpy Generator from a seed (same rule as gymnasium's ``reset(seed=...)``)."""
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """A numpy Generator from a seed (same rule as gymnasium's ``reset(seed=...)``): a
+    Generator is used as is, None draws fresh entropy, an int must be a valid seed."""
+    if isinstance(seed, np.random.Generator) or seed is None:
+        return seed if seed is not None else np.random.default_rng()
+    return np.random.default_rng(check_seed(seed))
 
 
 class Task:
@@ -232,7 +247,7 @@ class BatchSim:
     # -- one control step ---------------------------------------------------------
     def check_actions(self, actions: Any) -> np.ndarray:
         """Validate and clip actions ``[B, action_dim]`` (m/s); raise ``ValueError`` on bad input."""
-        a = np.asarray(actions, dtype=np.float64)
+        a = _as_float_array(actions, f"{self.task.env_id}: actions", "one planar velocity (vx, vy) in m/s per episode")
         shape = (self.n, self.task.action_dim)
         if a.shape != shape:
             raise ValueError(
@@ -369,14 +384,14 @@ class MultimodalEnv(gymnasium.Env):
         return self.task.K
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)  # seeds self.np_random exactly like np.random.default_rng(seed)
+        super().reset(seed=None if seed is None else check_seed(seed))  # seeds self.np_random exactly like np.random.default_rng(seed)
         obs = self.sim.reset([self.np_random])
         return obs[0], self.sim.info(0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self.sim.flags:
             raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float64)
+        a = _as_float_array(action, f"{self.task.env_id}: action", "a planar velocity (vx, vy) in m/s")
         if a.shape != (self.task.action_dim,):
             raise ValueError(
                 f"{self.task.env_id}: action must have shape ({self.task.action_dim},) "

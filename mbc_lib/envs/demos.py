@@ -109,12 +109,15 @@ def collect_demos(
         A :class:`ChunkDataset` (obs ``[N, obs_dim]``, chunks ``[N, H, 2]``, mode labels ``[N]`` = the
         expert's chosen mode), and with ``return_trajectories`` the trajectories too.
     """
-    from ..train import progress_enabled
+    from ..train import progress_enabled, select_device
+    from ..validation import check_seed
     from . import make_task
 
+    seed = check_seed(seed)
+    select_device(device)  # one rule for devices and $MBC_DEVICE: an unavailable one fails here
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an integer >= 1, got {n_episodes!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     task = make_task(env_id, K=K, max_steps=max_steps)
     expert = make_expert(task, action_noise=action_noise, **expert_kwargs)

@@ -148,12 +148,15 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from ..train import progress_enabled
+    from ..train import progress_enabled, select_device
+    from ..validation import check_seed
     from . import make_task
 
+    seed = check_seed(seed)
+    select_device(device)  # one rule for devices and $MBC_DEVICE: an unavailable one fails here
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an integer >= 1, got {n_episodes!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if not (hasattr(policy, "sample") or callable(policy)):
         raise TypeError(f"policy must have .sample(obs, n) or be callable obs -> chunk, got {type(policy).__name__}")

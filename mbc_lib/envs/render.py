@@ -29,6 +29,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from . import _gl
+
 __all__ = ["RenderDoctor", "doctor", "make_renderer", "render_trajectory", "save_video", "tile_videos", "show_video", "mp4_available"]
 
 _TINY_XML = '<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1"/></worldbody></mujoco>'
@@ -148,8 +150,10 @@ def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
     """
     global _cache, _here
     if _cache is None or refresh:
-        requested = _requested_backend()
+        requested = _gl.REQUESTED if _gl.PROBLEM else _requested_backend()
         name = requested or ("cgl/glfw" if sys.platform == "darwin" else "glfw")
+        if _here is None and _gl.PROBLEM:  # mujoco was imported without rendering: the backend's library is missing
+            _here = (False, _gl.PROBLEM)
         if _here is None:  # this process is tried at most once, ever
             err = _probe(requested, same_env=True)
             _here = (err is None, err if err is not None else _render_here())
@@ -164,14 +168,15 @@ def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
                     errors[b] = _probe(b)
             elsewhere = tuple(b for b in candidates if b != requested and errors[b] is None)
             errors = {k: v for k, v in errors.items() if v is not None}
-            msg = f"MuJoCo cannot render in this process (MUJOCO_GL={requested or 'unset'}: {errors[name]})."
+            msg = (f"MuJoCo cannot render in this process: {errors[name]}." if _gl.PROBLEM else
+                   f"MuJoCo cannot render in this process (MUJOCO_GL={requested or 'unset'}: {errors[name]}).")
             if elsewhere:
                 msg += (
                     f" A fresh process renders with MUJOCO_GL={elsewhere[0]}: set os.environ['MUJOCO_GL'] = "
                     f"'{elsewhere[0]}' before anything imports mujoco (restart the kernel first), or import "
                     "mbc_lib.envs before mujoco (it sets MUJOCO_GL=egl on Linux)."
                 )
-            else:
+            elif not _gl.PROBLEM:
                 msg += " No backend works on this machine. " + _INSTALL_HINT
             _cache = RenderDoctor(backend=None, message=msg, requested=requested, elsewhere=elsewhere, errors=errors)
     if verbose:
