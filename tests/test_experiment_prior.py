@@ -20,24 +20,24 @@ def test_aggregate_ratio_against_exact_answers():
     # q̄ = p: no holes, TV = 0
     out = pc.aggregate_ratio(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1), generator=g)
     assert out["hole_0.1"] == 0 and out["tv"] < 1e-12
-    # q̄ = N(3, 1), p = N(0, 1): TV = 2Φ(1.5) − 1; r(z) = exp(3z − 4.5) < ε  ⇔  z < (4.5 + ln ε)/3
+    # q̄ = N(3, 1), p = N(0, 1): TV = 2Φ(1.5) − 1; r(z) = exp(3z − 4.5) < α  ⇔  z < (4.5 + ln α)/3
     out = pc.aggregate_ratio(torch.full((1, 1), 3.0), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1),
-                             eps=(0.1, 0.5), n_prior=20000, generator=g)
+                             alphas=(0.1, 0.5), n_prior=20000, generator=g)
     assert abs(out["tv"] - (2 * norm.cdf(1.5) - 1)) < 0.01
     for e in (0.1, 0.5):
         exact = norm.cdf((4.5 + math.log(e)) / 3)
         assert abs(out[f"hole_{e:g}"] - exact) < 0.015
         assert out[f"hole_{e:g}_low"] <= exact <= out[f"hole_{e:g}_high"]
         assert out[f"hole_{e:g}"] <= out["tv"] / (1 - e)
-    with pytest.raises(ValueError, match="eps"):
-        pc.aggregate_ratio(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1), eps=(1.5,))
+    with pytest.raises(ValueError, match="alpha"):
+        pc.aggregate_ratio(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.zeros(1), alphas=(1.5,))
 
 
 def test_hole_mass_agrees_with_the_diagnostics_estimator(results):
     ev = results["weak KL"].eval
     rows = ev.groups == 0
     args = (ev.mu[rows], ev.logvar[rows], ev.mu_p[rows][0], ev.logvar_p[rows][0])
-    ours = pc.aggregate_ratio(*args, eps=(0.5,), n_prior=8192, generator=torch.Generator().manual_seed(1))
+    ours = pc.aggregate_ratio(*args, alphas=(0.5,), n_prior=8192, generator=torch.Generator().manual_seed(1))
     lib = diagnostics.hole_mass(*args, eps=0.5, n_prior=8192, generator=torch.Generator().manual_seed(2))
     assert abs(ours["hole_0.5"] - lib["hole_mass"]) < 0.03
 
@@ -75,6 +75,22 @@ def test_decoded_map_matches_z0_and_the_posterior_clouds(results):
     # posterior means are typical-ish under the prior, z = 0 has percentile 0
     assert 0.05 < float(torch.as_tensor(res.typicality.chi2_cdf).median()) < 0.95
     assert diagnostics.prior_typicality(torch.zeros(1, 2)).chi2_cdf[0] == 0.0
+
+
+def test_map_summary_and_radial_gap(results):
+    for name, res in results.items():
+        m = pc.map_summary(res, state=0, n=61)
+        assert m["z0_off"] == float(int(res.eval.zero_labels[0]) < 0), name
+        assert 0 <= m["off_share"] <= 1
+        # a larger threshold marks more of the plane as a hole
+        assert 0 <= m["hole_share_0.1"] <= m["hole_share_0.5"] <= 1, name
+        if m["off_share"] > 0:
+            assert m["strip_hole_0.1"] <= m["strip_hole_0.5"], name
+        g = pc.radial_gap(res)
+        assert 0 <= g["ks"] <= 1 and 0 <= g["inner"] <= 1
+    # the weak-KL model: the off-support strip between the clouds is mostly a hole at α = 0.5
+    weak = pc.map_summary(results["weak KL"])
+    assert weak["strip_hole_0.5"] > weak["strip_hole_0.1"]
 
 
 def test_plots_and_errors(results):

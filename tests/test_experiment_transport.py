@@ -15,8 +15,9 @@ def stairs():
     return transport.staircase_table(widths=(2.0, 1.0, 0.4, 0.1, 0.05), K=5, radius=0.25, tau=0.05)
 
 
-def test_staircases_reproduce_the_numerical_check_of_theory(stairs):
-    # THEORY §2c: L = 1.86, 2.07, 4.69, 18.75, 37.5; N = 5; 1+⌊2rL⌋ = 8, 9, 19, 74, 147; paper one more
+def test_staircases_reproduce_the_appendix_numerical_check(stairs):
+    # the book's appendix (app-transport-check): L = 1.86, 2.07, 4.69, 18.75, 37.5; N = 5; 1+⌊2rL⌋ = 8, 9, 19, 74, 147;
+    # the paper's form one more
     assert [round(r["L"], 2) for r in stairs] == [1.86, 2.07, 4.69, 18.75, 37.5]
     assert [r["bound_tight"] for r in stairs] == [8, 9, 19, 74, 147]
     assert [r["bound_paper"] for r in stairs] == [9, 10, 20, 75, 148]
@@ -26,7 +27,7 @@ def test_staircases_reproduce_the_numerical_check_of_theory(stairs):
 
 def test_length_form_is_exact_and_every_bound_holds(stairs):
     for r in stairs:
-        assert r["length"] == pytest.approx(4.0, abs=1e-3)  # ℓ = (K − 1)Δc
+        assert r["length"] == pytest.approx(4.0, abs=1e-3)  # len = (K − 1)Δc
         assert r["N_tau"] == r["bound_length"] == 5 <= r["bound_tight"] < r["bound_paper"]
 
 
@@ -64,6 +65,44 @@ def test_the_papers_formula_is_false_in_two_dimensions():
     assert count.n_hit == len([z for z in grid if np.linalg.norm(z) <= rows[0]["R_tau"] + 0.3])
 
 
+@pytest.fixture(scope="module")
+def cells():
+    return transport.mass_counterexample(dim=6, n=400_000, seed=0)
+
+
+def test_six_cells_each_carry_more_than_tau(cells):
+    from scipy.integrate import quad
+
+    assert cells["separation"] == pytest.approx(1.0) and cells["L_over_delta"] == pytest.approx(1.0)
+    # the cells are disjoint: their masses sum to at most 1 (here to about 6 × 0.0585)
+    assert cells["mass"].sum() <= 1 and cells["counts"].sum() <= cells["n"]
+    exact = quad(lambda x: norm.pdf(x) * norm.cdf(x - 1 / math.sqrt(2)) ** 5, -np.inf, np.inf)[0]
+    assert cells["exact"] == pytest.approx(exact) and exact == pytest.approx(0.0585, abs=5e-4)
+    # by symmetry every cell has the same mass: each estimate is close to it, within its interval
+    for p, lo, hi in zip(cells["mass"], cells["low"], cells["high"]):
+        assert lo <= p <= hi and abs(p - exact) < 4 * math.sqrt(exact * (1 - exact) / cells["n"])
+        assert lo > cells["tau"] == 0.05  # each mode gets mass above τ ...
+    assert cells["pooled_low"] <= exact <= cells["pooled_high"]
+    assert cells["heavy"] == 6 > cells["paper"] == 5  # ... where the paper's 1 + ⌈2rL/Δ⌉ allows 5
+    assert cells["min_distance"] >= cells["separation"]  # sampled points of different cells are ≥ 1 apart
+    # the dimension-free isoperimetric count is not contradicted
+    assert cells["isoperimetric"] >= cells["heavy"]
+
+
+def test_mass_counterexample_is_seeded_and_checks_its_arguments():
+    a = transport.mass_counterexample(n=20_000, seed=3)
+    b = transport.mass_counterexample(n=20_000, seed=3)
+    assert np.array_equal(a["counts"], b["counts"])
+    # a wider margin keeps the cells further apart, with less mass (and L = Δ/(√2·margin))
+    wide = transport.mass_counterexample(n=20_000, margin=1.0, seed=0)
+    assert wide["separation"] == pytest.approx(math.sqrt(2)) and wide["pooled"] < a["pooled"]
+    assert wide["min_distance"] >= wide["separation"]
+    with pytest.raises(ValueError):
+        transport.mass_counterexample(dim=1)
+    with pytest.raises(ValueError):
+        transport.mass_counterexample(n=0)
+
+
 def test_clipped_linear_map_attains_the_floor_and_smooth_maps_do_not_beat_it():
     rows = transport.isoperimetry_check(ratios=(0.5, 1.0, 2.0), ms=(0.05, 0.15), kappas=(1.0, 4.0), dim=3, n=200_000)
     extremal = [r for r in rows if r["kind"] == "extremal"]
@@ -75,7 +114,7 @@ def test_clipped_linear_map_attains_the_floor_and_smooth_maps_do_not_beat_it():
     for r, kappa in zip(smooth, (1.0, 4.0)):
         assert r["bridge"] > r["floor"]
         assert r["L"] == pytest.approx(2.0 * kappa / 4, rel=1e-3)  # measured by power iteration: Δc·κ/4
-    # THEORY's numbers at Δ/L = 1
+    # chapter 5's numbers at Δ/L = 1
     assert theory.bridge_mass_bound(1.0, 1.0, 0.05) == pytest.approx(0.2095, abs=1e-4)
     assert theory.bridge_mass_bound(1.0, 1.0, 0.30) == pytest.approx(0.3828, abs=1e-4)
 
@@ -83,7 +122,7 @@ def test_clipped_linear_map_attains_the_floor_and_smooth_maps_do_not_beat_it():
 def test_multi_mode_floor():
     # two balanced modes: the K-mode floor equals the balanced floor 2Φ(Δ/2L) − 1 at p = 1/2 ...
     assert transport.multi_mode_bridge_floor([0.5, 0.5], 1.0, 2.0) == pytest.approx(2 * norm.cdf(0.25) - 1)
-    # ... and for two modes bridge_floor takes the larger of it and THEORY §2b (ii)
+    # ... and for two modes bridge_floor takes the larger of it and the two-mode floor (chapter 5, theorem part (2))
     p = [0.3, 0.3]
     assert transport.bridge_floor(p, 1.0, 1.0) == pytest.approx(
         max(theory.bridge_mass_bound(1.0, 1.0, 0.3), transport.multi_mode_bridge_floor(p, 1.0, 1.0)))
@@ -112,7 +151,7 @@ def test_trained_flow_map_is_a_staircase_within_the_bounds(flow_map):
 
 
 def test_one_euler_step_is_regression(flow_map):
-    # THEORY/chapter 5: one step of the flow-matching optimum returns E[a|s] — here the middle branch
+    # chapter 5: one step of the flow-matching optimum returns E[a|s] — here the middle branch
     obs = torch.zeros(200, 1)
     eps = torch.tensor(norm.ppf((np.arange(200) + 0.5) / 200), dtype=torch.float32).reshape(200, 1, 1)  # N(0,1) quantiles
     with torch.no_grad():
