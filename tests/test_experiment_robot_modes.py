@@ -122,4 +122,28 @@ def test_diagnose_stores_its_table(monkeypatch, tmp_path):
     for fig in (rm.plot_profile(res), rm.plot_neighbourhood(res, "mbc/PushBins-v0", 4, 4), rm.plot_chunk_length(res),
                 rm.plot_beta_star(res), rm.plot_policies(res)):
         assert fig.axes
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts + ax.get_xticklabels()
+                 + (ax.get_legend().get_texts() if ax.get_legend() else [])] + [ax.get_title() for ax in fig.axes]
+        assert not [t for t in texts if "\u0302" in t], "a combining hat renders as a plain letter: use mathtext"
         plt.close(fig)
+
+
+def test_policies_figure_legends_sit_under_the_bars(monkeypatch, tmp_path):
+    """The policies figure writes L̂ in mathtext and puts its bar panels' legends under the axes; with the five
+    cvaes of the full profile its tick labels still do not collide."""
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    small = {"fast": dict(n_episodes=24, chunk_len=4, Hs=(4,), steps=(0, 4), n_query=2, k=16, threshold=0.3,
+                          train_steps=10, width=16, depth=1, batch_size=128, lr=3e-3, latent_dim=2,
+                          beta_ratios=(0.03, 0.1, 0.3, 1.0, 3.0), n_samples=16, n_hole=64, n_jac=2, n_eval=2)}
+    monkeypatch.setitem(profiles.BUDGETS, "robot_modes", small)
+    res = rm.diagnose(profile="fast", seed=0, progress=False)
+    fig = rm.plot_policies(res)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes[1:]:
+        assert ax.get_legend().get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0  # under the axes
+        boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels()]
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), "tick labels overlap"
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert any(r"$\hat L$" in t for t in labels) and not any("\u0302" in t for t in labels)
+    plt.close(fig)

@@ -1,29 +1,30 @@
-"""Chapter 9: mode diagnostics on robot data — the measurements a referee asked the paper for.
+"""Chapter 9: mode diagnostics on robot data — are the demonstrations in the regime the theory assumes?
 
 The synthetic tasks of chapters 1–7 come with their modes written down. Robot demonstrations do not: the
 modes have to be *measured*. On the scripted-expert demonstrations of both MuJoCo tasks
-(:func:`mbc_lib.envs.collect_demos`) this module measures, as a function of where the robot is:
+(:func:`mbc_lib.envs.collect_demos`) this module measures, as a function of where the robot is (the
+diagnostics are listed in the book's appendix, app-diagnostics):
 
-* **modes per observation** (THEORY §3 item 1): the chunks of the k demonstrations nearest to a query
+* **modes per observation**: the chunks of the k demonstrations nearest to a query
   observation are clustered (:func:`mbc_lib.diagnostics.cluster_modes`, single linkage), giving K̂(s),
-  centres, radii ρ_k, the gap Δ(s) = min_{j≠k}(‖μ_j − μ_k‖ − ρ_j − ρ_k) and the separation regime; the
+  centres, radii ρ̂_k, the gap Δ(s) = min_{j≠k}(‖μ_j − μ_k‖ − ρ_j − ρ_k) and the separation regime; the
   clusters are checked against the mode labels the experts record (purity, and the number of expert
   modes present in the neighbourhood);
 * the **counterfactual expert modes**: from each query state the expert plans its next H actions for
   *every* mode (:meth:`mbc_lib.envs.Expert.chunks`) — the modes of p(a|s) if the choice were still open
   there, and their nearest centre distance Δ_c^exp(s);
 * **how the chunk length H separates the modes** at the decision point (chapter 2);
-* **β*(s) along the trajectory**: criterion (3) on the normalised neighbourhood chunks, with the cvae's
-  loss scaling (:func:`mbc_lib.diagnostics.predicted_collapse`).
+* **β*(s) along the trajectory**: the exact collapse criterion (the book's appendix, app-collapse) on the
+  normalised neighbourhood chunks, with the cvae's loss scaling (:func:`mbc_lib.diagnostics.predicted_collapse`).
 
 Then it trains policies on the demonstrations of one task (:data:`TRAIN_TASK`, through
 :func:`mbc_lib.train.train`) and asks which mechanism explains each measured failure:
 
 * a **cvae** at a weak and a strong β (multiples of the measured β* at the start states): the KL split
   E KL = Î(A;Z|S) + marginal KL, prior typicality of the posterior means, hole mass and decoded coverage
-  of the clustered modes under prior and posterior sampling (THEORY §1, §3 items 6–8, 10);
+  of the clustered modes under prior and posterior sampling (chapter 4; appendix app-rate, app-aggregate);
 * a **flow** policy: the bridge (off-support) mass of its samples against the isoperimetric floor at the
-  measured Lipschitz estimate L̂ and the measured gap Δ (THEORY §2b, §3 items 3–4);
+  measured Lipschitz estimate L̂ and the measured gap Δ (chapter 5; appendix app-isoperimetry);
 * **closed-loop rollouts** of the same policies (:func:`mbc_lib.envs.evaluate`): success, modes used and
   the task's failure flag (collisions with the wall / pucks between bins).
 
@@ -147,11 +148,12 @@ def expert_separation(env_id: str, K: int, obs: np.ndarray, H: int) -> tuple[np.
 
 
 def critical_beta(chunks: np.ndarray, labels: np.ndarray, scale: float) -> float:
-    """β*(s) of criterion (3) for the measured modes of one neighbourhood (THEORY §1c, "per-state application").
+    """β*(s), the exact collapse threshold, for the measured modes of one neighbourhood (the book's appendix,
+    app-collapse and app-collapse-l2, applied at one state).
 
-    The neighbourhood's (normalised) chunks ``[k, H, d]`` with cluster ``labels [k]`` are read as THEORY's
-    model: Gaussian modes at the cluster means with weights π̂_k and an isotropic within-mode variance σ̂²
-    set to the *largest* eigenvalue of the pooled within-cluster covariance (conservative: the collapse
+    The neighbourhood's (normalised) chunks ``[k, H, d]`` with cluster ``labels [k]`` are read as the
+    criterion's model: Gaussian modes at the cluster means with weights π̂_k and an isotropic within-mode
+    variance σ̂² set to the *largest* eigenvalue of the pooled within-cluster covariance (conservative: the collapse
     threshold grows with σ²); β* = v′/σ_d² with ``scale`` = σ_d (:func:`mbc_lib.theory.critical_beta`).
     With K̂ = 1 it equals the local threshold λ_max(Cov)/σ_d² — such states collapse first."""
     x = np.asarray(chunks, dtype=float).reshape(len(chunks), -1)
@@ -181,7 +183,7 @@ class ModeProfile:
     n_modes: K̂(s). n_expert: expert modes present in the neighbourhood. purity: :func:`purity` of the
     clusters against the expert labels. separation: Δ(s) (inf when K̂ = 1). ratio: Δ(s)/s_w.
     center_distance: Δ_c (nearest cluster centres; inf for K̂ = 1). expert_delta: Δ_c^exp(s) of
-    :func:`expert_separation`. beta_star: β*(s) of criterion (3) on the normalised neighbourhood chunks
+    :func:`expert_separation`. beta_star: β*(s) of the exact collapse criterion on the normalised neighbourhood chunks
     with the cvae's L2 loss scaling (dimensionless), from the clustered modes (:func:`beta_star`);
     beta_local: the second-order threshold λ_max(Cov)/σ_d² of the neighbourhood's chunks (≤ β*).
     regimes: the separation regime of each query.
@@ -229,7 +231,7 @@ def mode_profile(demos: Demos, H: int, steps: Sequence[int], n_query: int, k: in
     observation space) of the observations of the first ``n_query`` episodes at each step of ``steps``
     (episodes shorter than a step are skipped). Single-linkage clustering cut at ``threshold`` (m/s):
     a mode of a feedback controller is a curve of chunks, which the BIC of an isotropic mixture splits.
-    With ``beta_star`` also β*(s) (criterion (3), L2 cvae scaling σ_d = √(H·d/2)) per neighbourhood."""
+    With ``beta_star`` also β*(s) (exact collapse criterion, L2 cvae scaling σ_d = √(H·d/2)) per neighbourhood."""
     if not steps or n_query < 1:
         raise ValueError(f"need at least one step and n_query >= 1, got steps={steps!r}, n_query={n_query!r}")
     if not threshold > 0:
@@ -333,11 +335,12 @@ def _labels(chunks: np.ndarray, clusters: Sequence[diagnostics.ClusteredModes]) 
 @torch.no_grad()
 def measure_latent(policy: policies.Policy, data: ChunkDataset, prof: ModeProfile, b: dict, beta: float,
                    seed: int = 0) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """THEORY §3 items 6–8 and 10 for a cvae at the start-state neighbourhoods of ``prof`` (its first step).
+    """The latent diagnostics (appendix app-diagnostics) of a cvae at the start-state neighbourhoods of ``prof``
+    (its first step).
 
     Each neighbourhood is one group of the KL split (its posteriors form q̄(z|s)). Returns the scalars
     (mean over neighbourhoods): E KL, Î, marginal KL, log N cap, median χ² percentile of the posterior
-    means, hole mass H_0.5 and H_0.1, the decoded coverage of the clustered modes under prior and
+    means, hole mass Hole_0.5 and Hole_0.1, the decoded coverage of the clustered modes under prior and
     posterior sampling (min mode mass, off-support), z = 0's off-support rate, β*(s) and β/β*; and the
     prior samples ``[Q, n, H, 2]`` with their cluster labels."""
     g = torch.Generator().manual_seed(seed + 9_000)
@@ -375,9 +378,10 @@ def measure_latent(policy: policies.Policy, data: ChunkDataset, prof: ModeProfil
 
 def measure_transport(policy: policies.Policy, prof: ModeProfile, b: dict, seed: int = 0
                       ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """THEORY §3 items 3–4 for a flow at the start-state neighbourhoods of ``prof``: per query, ``n_samples``
+    """The transport diagnostics (appendix app-diagnostics, app-isoperimetry) of a flow at the start-state
+    neighbourhoods of ``prof``: per query, ``n_samples``
     samples scored against the clustered modes (masses, bridge b̂), the Jacobian spectral norm of the
-    sampler x₀ ↦ chunk at ``n_jac`` base points (L̂, a lower bound on L), the isoperimetric floor at L̂
+    sampler ε ↦ chunk at ``n_jac`` base points (L̂, a lower bound on L), the isoperimetric floor at L̂
     with the measured gap Δ(s) (:func:`mbc_lib.experiments.transport.bridge_floor`) and the smallest L
     consistent with b̂. Scalars are means over the queries."""
     g = torch.Generator().manual_seed(seed + 9_500)
@@ -509,24 +513,28 @@ def plot_profile(result: RobotModes) -> plt.Figure:
         p = result.profile(env_id)
         x = np.array(p.steps)
         ax = axes[0, j]
-        ax.plot(x, p.n_modes.mean(1), "o-", color="k", label="clusters K̂(s)")
+        ax.plot(x, p.n_modes.mean(1), "o-", color="k", label=r"clusters $\hat K(s)$")
         ax.plot(x, p.n_expert.mean(1), "s--", color="C2", mfc="none", ms=8, label="expert modes in the neighbourhood")
-        ax.plot(x, K * p.purity.mean(1), ":", color="0.5", label=f"purity × K (K = {K})")
+        ax.plot(x, K * p.purity.mean(1), ":", color="0.5", label=f"purity × $K$ ($K$ = {K})")
         ax.axhline(K, color="0.8", lw=0.8)
-        ax.set(ylabel="modes", title=f"{_short(env_id)} (K = {K}), H = {p.H}: modes per observation")
-        ax.legend(fontsize=7, loc="upper right")
+        top = max(K, float(p.n_modes.mean(1).max()), float(p.n_expert.mean(1).max()))
+        ax.set(ylabel="modes", ylim=(0, 1.45 * top),
+               title=f"{_short(env_id)} ($K$ = {K}), $H$ = {p.H}: modes per observation")
+        ax.legend(fontsize=7, loc="upper center", ncol=2)  # in the head room above the data
         ax = axes[1, j]
         sep = _finite(p.separation)
-        ax.plot(x, sep, "o-", color="k", label="gap Δ(s) between clustered modes")
+        ax.plot(x, sep, "o-", color="k", label=r"gap $\hat\Delta(s)$ between clustered modes")
         ax.plot(x, np.median(p.expert_delta, 1), "s--", color="C2", mfc="none", ms=8,
-                label="expert's counterfactual Δ_c(s)")
+                label=r"expert's counterfactual $\Delta_c^{\rm exp}(s)$")
         for xi, reg in zip(x, (p.regime(i) for i in range(len(x)))):
             ax.annotate(reg, (xi, 0), xytext=(0, 4), textcoords="offset points", rotation=90, fontsize=7,
                         color="0.35", ha="center", va="bottom")
         ax.axhline(0, color="0.6", lw=0.8)
+        top = np.nanmax(np.concatenate([sep, np.median(p.expert_delta, 1)]))
         ax.set(xlabel="time step of the query observation (50 Hz)", ylabel="m/s (chunk distance)",
+               ylim=(min(-0.1, float(np.nanmin(sep)) - 0.1) if np.isfinite(sep).any() else -0.1, 1.4 * top),
                title="separation along the trajectory (text: regime)")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
     return fig
 
@@ -567,7 +575,7 @@ def plot_neighbourhood(result: RobotModes, env_id: str, step: int, H: int, query
     ax1.legend(fontsize=7, loc="lower left")
     sep = "—" if not np.isfinite(cl.separation) else f"{cl.separation:.2f} m/s"
     ax2.set(xlabel="step within the chunk", ylabel="command (m/s)",
-            title=f"H = {H}: K̂ = {cl.n_modes}, Δ(s) = {sep}, regime: {cl.regime}")
+            title=f"$H$ = {H}: $\\hat K$ = {cl.n_modes}, $\\hat\\Delta(s)$ = {sep}, regime: {cl.regime}")
     ax2.legend([Line2D([], [], color="0.3"), Line2D([], [], color="0.3", ls=":")], ["vx", "vy"], fontsize=7)
     fig.tight_layout()
     return fig
@@ -576,106 +584,128 @@ def plot_neighbourhood(result: RobotModes, env_id: str, step: int, H: int, query
 def plot_chunk_length(result: RobotModes) -> plt.Figure:
     """At the start observations (where the expert chooses): the gap Δ(s₀) between clustered modes, its
     ratio to the within-mode spread, and the expert's counterfactual Δ_c, against the chunk length H; dotted,
-    the prediction Δ_c = √H·(1 m/s) for two gap paths steering at ±0.5 m/s with equal forward speed."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    the prediction Δ_c = √H·(1 m/s) for two gap paths steering at ±0.5 m/s with equal forward speed. The ratio
+    is drawn on a scale linear below 1 (the close / separated boundary) and logarithmic above."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
     for j, (env_id, K) in enumerate(TASKS):
         ps = [result.profile(env_id, H) for H in result.Hs]
         c = f"C{j}"
         ax1.plot(result.Hs, [_finite(p.separation[:1])[0] for p in ps], "o-", color=c,
-                 label=f"{_short(env_id)}: Δ(s₀)")
+                 label=f"{_short(env_id)}: gap $\\hat\\Delta(s_0)$")
         ax1.plot(result.Hs, [np.median(p.expert_delta[0]) for p in ps], "s--", color=c, mfc="none",
-                 label=f"{_short(env_id)}: expert Δ_c(s₀)")
-        ax2.plot(result.Hs, [_finite(p.ratio[:1])[0] for p in ps], "o-", color=c, label=f"{_short(env_id)} (K = {K})")
+                 label=f"{_short(env_id)}: expert $\\Delta_c(s_0)$")
+        ax2.plot(result.Hs, [_finite(p.ratio[:1])[0] for p in ps], "o-", color=c, label=f"{_short(env_id)} ($K$ = {K})")
     Hg = np.geomspace(min(result.Hs), max(result.Hs), 50)
-    ax1.plot(Hg, np.sqrt(Hg), ":", color="k", lw=1, label="√H m/s: PathGaps steering saturated at ±0.5 m/s")
+    ax1.plot(Hg, np.sqrt(Hg), ":", color="k", lw=1, label=r"$\sqrt{H}$ m/s: PathGaps steering saturated at ±0.5 m/s")
     ax1.axhline(0, color="0.6", lw=0.8)
+    ax2.set_yscale("symlog", linthresh=1.0, linscale=1.0)
     ax2.axhline(1, color="0.6", lw=0.8, ls="--")
-    ax2.text(result.Hs[0], 1.05, "separated ↑ / close ↓", fontsize=7, color="0.4")
+    ax2.text(result.Hs[0], 1.08, "separated ↑ / close ↓", fontsize=7, color="0.4")
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("chunk length H")
-        ax.legend(fontsize=7)
+        ax.set_xticks(result.Hs, [str(h) for h in result.Hs])
+        ax.set_xlabel("chunk length $H$")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax1.set(ylabel="m/s", title="longer chunks: modes further apart")
-    ax2.set(ylabel="Δ(s₀) / within-mode spread", title="…relative to their spread")
-    fig.tight_layout()
+    ax2.set(ylabel=r"$\hat\Delta(s_0)\,/\,s_w$ (gap / within-mode spread)", title="…relative to their spread")
     return fig
 
 
+def _policy_label(rep: PolicyReport, newline: bool = True) -> str:
+    """Mathtext label of a trained policy for figures: "cvae, β = 0.1 β*" or "flow"."""
+    if rep.family != "cvae":
+        return rep.family
+    return f"cvae{chr(10) if newline else ', '}$\\beta = {rep.metrics['beta_ratio']:.3g}\\,\\beta^*$"
+
+
 def plot_beta_star(result: RobotModes) -> plt.Figure:
-    """Left: β*(s) along the trajectory of the training task (criterion (3) on each neighbourhood, median
+    """Left: β*(s) along the trajectory of the training task (exact collapse criterion per neighbourhood, median
     and range over queries) with the trained cvaes' β as horizontal lines — a state whose β*(s) lies
     below a model's β is predicted to collapse there. Right: what each cvae's latent carries at the start
-    states (E KL, Î, marginal KL) against the mode entropy H(π̂) ≤ log K."""
+    states (E KL, Î, marginal KL) against the mode entropy 𝓗(π̂) ≤ log K. Legends sit under the panels."""
     p = result.train_profile
     cvaes = [r for r in result.reports.values() if r.family == "cvae"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     x = np.array(p.steps)
-    ax1.fill_between(x, p.beta_star.min(1), p.beta_star.max(1), color="0.85", label="β*(s), range over queries")
-    ax1.plot(x, np.median(p.beta_star, 1), "o-", color="k", label="β*(s), median")
+    ax1.fill_between(x, p.beta_star.min(1), p.beta_star.max(1), color="0.85", label=r"$\beta^*(s)$, range over queries")
+    ax1.plot(x, np.median(p.beta_star, 1), "o-", color="k", label=r"$\beta^*(s)$, median")
     for i, r in enumerate(cvaes):
-        ax1.axhline(r.metrics["beta"], color=f"C{i}", ls="--", label=f"{r.name}: β = {r.metrics['beta']:.3g}")
-    ax1.set(yscale="log", xlabel="time step of the query observation", ylabel="β (dimensionless)",
+        ax1.axhline(r.metrics["beta"], color=f"C{i}", ls="--",
+                    label=f"{_policy_label(r, newline=False)}: $\\beta$ = {r.metrics['beta']:.3g}")
+    ax1.set(yscale="log", xlabel="time step of the query observation", ylabel=r"$\beta$ (dimensionless)",
             title=f"{_short(p.env_id)}: predicted collapse threshold along the trajectory")
-    ax1.legend(fontsize=7, loc="upper right")
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     w = 0.25
     xs = np.arange(len(cvaes))
-    for off, key, lab, c in ((-w, "mean_kl", "E KL", "#1f77b4"), (0, "mutual_information", "Î(A;Z|S)", "#2ca02c"),
+    for off, key, lab, c in ((-w, "mean_kl", "E KL", "#1f77b4"),
+                             (0, "mutual_information", r"$\hat I(A;Z\mid S)$", "#2ca02c"),
                              (w, "marginal_kl", "marginal KL", "#9467bd")):
         ax2.bar(xs + off, [r.metrics[key] for r in cvaes], w, color=c, label=lab)
     ent = np.mean([r.metrics["mode_entropy"] for r in cvaes])
-    ax2.axhline(ent, color="k", ls=":", lw=1, label=f"H(π̂) at s₀ = {ent:.2f} nats")
-    ax2.set_xticks(xs, [f"{r.name}\n(predicted: {r.metrics['predicted']})" for r in cvaes], fontsize=8)
-    ax2.set(ylabel="nats", title="what the latent carries at the start states")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
+    ax2.axhline(ent, color="k", ls=":", lw=1, label=f"$\\mathcal{{H}}(\\hat\\pi)$ at $s_0$ = {ent:.2f} nats")
+    ax2.set_xticks(xs, [f"{_policy_label(r)}\n{r.metrics['predicted']}" for r in cvaes], fontsize=8)
+    ax2.set(ylabel="nats", title="what the latent carries at the start states (tick: predicted)")
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     return fig
 
 
 def plot_policies(result: RobotModes) -> plt.Figure:
     """Left: the trained policies' chunks at a start observation as planned paths, coloured by the clustered
     mode they land in (red: in no mode). Middle: mechanism measurements at the start states — off-support
-    mass of prior-decoded and posterior-decoded cvae chunks, hole mass H_0.5, and the flow's bridge mass
+    mass of prior-decoded and posterior-decoded cvae chunks, hole mass Hole_0.5, and the flow's bridge mass
     with its isoperimetric floor at L̂ (◆). Right: closed-loop rollouts — success, failures (collisions /
-    between bins) and episodes that used no mode."""
+    between bins) and episodes that used no mode, with the number of episodes through each mode above the
+    bars. Legends sit under their panels, so they never cover a bar."""
     reps = list(result.reports.values())
     p = result.train_profile
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2), gridspec_kw={"width_ratios": [1.1, 1, 1]},
+                             layout="constrained")
     ax = axes[0]
     env_id = TRAIN_TASK[0]
     dt = envs.make_task(env_id, K=TRAIN_TASK[1]).control_dt
     q = p.query[0, 0]
     for i, r in enumerate(reps):
         s, lab = r.samples[0][:60], r.labels[0][:60]
-        paths = q[None, None, :2] + np.cumsum(s, axis=1) * dt
+        paths = q[None, None, :2] + np.cumsum(s, axis=1) * dt  # [60, H, 2]
         for path, l_ in zip(paths, lab):
-            ax.plot(path[:, 0] + 0.0 * i, path[:, 1] + 0.06 * i, color=mode_color(int(l_)), lw=0.8, alpha=0.5)
-        ax.text(q[0] + 0.05, q[1] + 0.06 * i + 0.005, r.name, fontsize=7)
-    ax.set(xlabel="x (m)", ylabel="y (m), policies stacked", title="chunks at a start observation (red: no mode)")
-    ax = axes[1]
-    names = [r.name.replace(" = ", "=") for r in reps]
+            ax.plot(path[:, 0], path[:, 1] + 0.06 * i, color=mode_color(int(l_)), lw=0.8, alpha=0.5)
+        ax.text(q[0] + 0.05, q[1] + 0.06 * i + 0.005, _policy_label(r, newline=False), fontsize=8)
+    ax.set(xlabel="x (m)", ylabel="y (m), policies stacked 6 cm apart",
+           title="chunks at a start observation (red: no mode)")
+    ax.set_xlim(right=ax.get_xlim()[1] + 0.06)  # room for the policy names
     xs = np.arange(len(reps))
+    ticks = [_policy_label(r) for r in reps]
+    w = 0.27
+    ax = axes[1]
+    lat = [i for i, r in enumerate(reps) if r.family == "cvae"]
+    tra = [i for i, r in enumerate(reps) if r.family != "cvae"]
     pri = [r.metrics.get("off_support_prior", r.metrics.get("bridge", np.nan)) for r in reps]
-    post = [r.metrics.get("off_support_posterior", np.nan) for r in reps]
-    hole = [r.metrics.get("hole_0.5", np.nan) for r in reps]
-    floor = [r.metrics.get("floor", np.nan) for r in reps]
-    ax.bar(xs - 0.27, pri, 0.27, color=OFF_SUPPORT_COLOR, label="off-support: deployment samples")
-    ax.bar(xs, post, 0.27, color="#f4a5a5", hatch="...", label="off-support: z ~ posterior")
-    ax.bar(xs + 0.27, hole, 0.27, color="0.6", label="hole mass $H_{0.5}$")
-    ax.plot(xs - 0.27, floor, "D", color="k", ms=7, label="isoperimetric floor at L̂ (flow)")
-    ax.set_xticks(xs, names, fontsize=7)
-    ax.set(ylim=(0, 1.02), ylabel="fraction", title="mechanisms at the start states")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.bar(xs[lat] - w, [pri[i] for i in lat], w, color=OFF_SUPPORT_COLOR, label="off-support: deployment samples")
+    ax.bar(xs[lat], [reps[i].metrics["off_support_posterior"] for i in lat], w, color="#f4a5a5", hatch="...",
+           label=r"off-support: $z\sim q(z\mid s,a)$")
+    ax.bar(xs[lat] + w, [reps[i].metrics["hole_0.5"] for i in lat], w, color="0.6",
+           label=r"hole mass $\mathrm{Hole}_{0.5}$")
+    ax.bar(xs[tra], [pri[i] for i in tra], w, color=OFF_SUPPORT_COLOR, hatch="//", edgecolor="w",
+           label="flow: bridge mass $b$")
+    ax.plot(xs[tra], [reps[i].metrics["floor"] for i in tra], "D", color="k", ms=7,
+            label=r"flow: isoperimetric floor at $\hat L$")
+    ax.set_xticks(xs, ticks, fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="fraction", title="mechanisms at the start states")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax = axes[2]
     succ = [r.rollout.success_rate for r in reps]
     fail = [float(r.rollout.failures.mean()) for r in reps]
     none = [float((r.rollout.modes < 0).mean()) for r in reps]
-    ax.bar(xs - 0.27, succ, 0.27, color="C2", label="success")
-    ax.bar(xs, fail, 0.27, color=OFF_SUPPORT_COLOR, label=reps[0].rollout.failure_key)
-    ax.bar(xs + 0.27, none, 0.27, color="0.5", label="used no mode")
+    ax.bar(xs - w, succ, w, color="C2", label="success")
+    ax.bar(xs, fail, w, color=OFF_SUPPORT_COLOR, label=reps[0].rollout.failure_key)
+    ax.bar(xs + w, none, w, color="0.5", label="used no mode")
     for x_, r in zip(xs, reps):
-        ax.text(x_, 1.0, "modes " + "/".join(str(int(v)) for v in r.rollout.mode_hist), ha="center", fontsize=7)
-    ax.set_xticks(xs, names, fontsize=7)
-    ax.set(ylim=(0, 1.08), ylabel="fraction of episodes", title=f"rollouts ({reps[0].rollout.n_episodes} episodes)")
-    ax.legend(fontsize=7, loc="center right")
-    fig.tight_layout()
+        ax.text(x_, 1.04, "/".join(str(int(v)) for v in r.rollout.mode_hist), ha="center", va="bottom", fontsize=8)
+    ax.text(-0.5, 1.17, "episodes through mode " + "/".join(str(k + 1) for k in range(TRAIN_TASK[1])) + ":",
+            fontsize=8, color="0.3", va="bottom")
+    ax.set_xticks(xs, ticks, fontsize=8)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set(xlim=(-0.6, len(reps) - 0.4), ylim=(0, 1.28), ylabel="fraction of episodes",
+           title=f"closed-loop rollouts ({reps[0].rollout.n_episodes} episodes each)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     return fig
