@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -27,7 +28,7 @@ __all__ = ["ChunkDataset", "Normalizer", "chunk_trajectories"]
 def _as_tensor(x, name: str, dtype=torch.float32) -> Tensor:
     if not isinstance(x, Tensor):
         try:
-            x = torch.as_tensor(x)
+            x = torch.as_tensor(np.asarray(x))  # via numpy: Python floats stay float64 (0.7 is not 0.69999...)
         except Exception as err:
             raise TypeError(f"{name} must be a tensor or an array of numbers, got {type(x).__name__} ({err})") from None
     if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in _INT_DTYPES):

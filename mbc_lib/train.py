@@ -77,7 +77,9 @@ def _checked_device(value: str | torch.device, name: str, fix: str) -> torch.dev
 
 
 def device_generator(device: torch.device, seed: int) -> torch.Generator:
-    """A seeded generator on ``device`` (on a CPU for MPS, whose generators are not supported everywhere)."""
+    """A seeded generator on ``device`` (on a CPU for MPS, whose generators are not supported everywhere);
+    ``seed`` follows the one seed rule (:func:`mbc_lib.validation.check_seed`)."""
+    seed = check_seed(seed)
     return torch.Generator(device=device).manual_seed(seed) if device.type != "mps" else torch.Generator().manual_seed(seed)
 
 
