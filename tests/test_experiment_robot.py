@@ -96,3 +96,46 @@ def test_default_sweep_stores_its_table_for_chapter_10(monkeypatch, tmp_path):
     assert stored[1]["failure"] == "between_bins"
     assert stored[1]["success_rate"] == pytest.approx(robot.summary(result)[1]["success_rate"])
     assert experiments.run("robot", profile="fast", seed=0, use_cache=True) == stored
+
+
+def test_prose_helpers_read_the_measured_rows(swept):
+    rows = robot.summary(swept)
+    labels = ["regression", "mixture", "diffusion"]
+    used = robot.modes_used(rows, "PathGaps", labels)
+    assert used == {p: _rows(swept)[("PathGaps", p, "whole chunk")]["modes_used"] for p in labels}
+    sentence = robot.modes_sentence(rows, "PathGaps", labels)
+    assert sentence.startswith("On `PathGaps`, ") and sentence.endswith(".")
+    for p in labels:  # every policy is named once, with the words for its own count
+        assert sentence.count(f"`{p}`") == 1
+    assert f"used {robot.count_words(used['diffusion'], 2, 'gap')}" in sentence
+    table = robot.outcome_table(rows, ["PathGaps"], labels)
+    lines = table.splitlines()
+    assert len(lines) == 2 + 1 + len(labels)  # header, rule, the expert, the policies
+    assert all(line.count("|") == 6 for line in lines)  # policy + four columns per task
+    assert lines[2].startswith("| `expert` |") and "collision" in lines[0]
+    with pytest.raises(ValueError, match="no row"):
+        robot.outcome_table(rows, ["PushBins"], labels)
+
+
+def test_count_words():
+    assert robot.count_words(2, 2, "gap") == "both gaps" and robot.count_words(3, 3, "bin") == "all 3 bins"
+    assert robot.count_words(1, 2, "gap") == "one gap only" and robot.count_words(0, 2, "bin") == "no bin"
+    assert robot.count_words(2, 3, "gap") == "2 of 3 gaps"
+    with pytest.raises(ValueError, match="modes used"):
+        robot.count_words(3, 2, "gap")
+
+
+def test_executor_effect_pairs_the_two_executors():
+    def r(policy, executor, success, failure=0.5):
+        return {"env": "PathGaps", "K": 2, "policy": policy, "family": policy, "executor": executor,
+                "success_rate": success, "failure_rate": failure, "modes_used": 2}
+
+    rows = [r("expert", "scripted", 1.0), r("vq", "whole chunk", 0.50), r("vq", "ensemble m=0.01", 0.78),
+            r("flow", "whole chunk", 0.28), r("flow", "ensemble m=0.01", 0.09), r("mixture", "whole chunk", 0.16),
+            r("mixture", "ensemble m=0.01", 0.16), r("cvae", "whole chunk", 0.1)]  # cvae: no ensembling row
+    eff = robot.executor_effect(rows, "ensemble m=0.01")
+    assert {e["policy"]: e["change"] for e in eff} == {"vq": 1, "flow": -1, "mixture": 0}
+    vq = next(e for e in eff if e["policy"] == "vq")
+    assert vq["success"] == 0.5 and vq["success_other"] == 0.78
+    assert {e["policy"]: e["change"] for e in robot.executor_effect(rows, "ensemble m=0.01", tol=0.3)}["vq"] == 0
+    assert [e["policy"] for e in robot.executor_effect(rows, "ensemble m=0.01", labels=["flow"])] == ["flow"]

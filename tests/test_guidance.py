@@ -91,3 +91,17 @@ def test_robot_scorecard_averages_tasks_at_the_default_executor():
     assert card["regression"]["success"] == pytest.approx(0.25) and card["regression"]["failure"] == pytest.approx(0.75)
     assert card["expert"]["failure"] == 0.0 and card["regression"]["n_tables"] == 2
     assert guidance.robot_scorecard(guidance.Evidence("fast", 0, {})) == []
+
+
+def test_executor_effect_reads_chapter_8_for_the_generative_families():
+    def r(policy, executor, success):
+        return {"env": "PushBins", "K": 2, "policy": policy, "family": policy.split()[0], "executor": executor,
+                "success_rate": success, "failure_rate": 1 - success, "modes_used": 1}
+
+    rows = [r("expert", "scripted", 1.0), r("regression", "whole chunk", 0.0), r("regression", "ensemble m=0.01", 0.2),
+            r("diffusion", "whole chunk", 0.06), r("diffusion", "ensemble m=0.01", 0.12),
+            r("cvae β=10", "whole chunk", 0.3), r("cvae β=10", "ensemble m=0.01", 0.1)]
+    eff = guidance.executor_effect(guidance.Evidence("fast", 0, {"robot": rows}))
+    assert {e["policy"]: e["change"] for e in eff} == {"diffusion": 1, "cvae β=10": -1}  # regression left out
+    assert guidance.executor_effect(guidance.Evidence("fast", 0, {"robot": rows}), "half chunk") == []
+    assert guidance.executor_effect(guidance.Evidence("fast", 0, {})) == []

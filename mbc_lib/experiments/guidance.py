@@ -31,7 +31,8 @@ from ..profiles import profile as active_profile
 
 __all__ = [
     "FAMILIES", "SOURCES", "Evidence", "Candidate", "Recommendation", "gather", "nfe", "candidates",
-    "recommend", "robot_scorecard", "plot_scorecard", "plot_robot", "plot_recommendation", "plot_chart",
+    "recommend", "robot_scorecard", "executor_effect", "plot_scorecard", "plot_robot", "plot_recommendation",
+    "plot_chart",
 ]
 
 FAMILIES = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
@@ -208,6 +209,20 @@ def robot_scorecard(evidence: Evidence) -> Rows:
     return out
 
 
+def executor_effect(evidence: Evidence, other: str = "ensemble m=0.01", base: str | None = None,
+                    families: Sequence[str] = ("cvae", "vq", "mixture", "diffusion", "flow")) -> Rows:
+    """Chapter 8's executor comparison: one row per (task, K, policy of ``families``) measured with both
+    ``base`` (default: the first of :data:`mbc_lib.experiments.robot.EXECUTORS`, whole chunks) and
+    ``other``, with both success rates, failure rates and modes used, and ``change`` = +1 / −1 / 0
+    when ``other`` raised / lowered / kept the success rate (:func:`mbc_lib.experiments.robot.executor_effect`).
+    Empty when chapter 8's table lacks either executor."""
+    from .robot import EXECUTORS
+    from .robot import executor_effect as _effect
+
+    base = next(iter(EXECUTORS)) if base is None else base
+    return [r for r in _effect(evidence.rows("robot"), other, base) if r["family"] in families]
+
+
 # ---------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------
@@ -315,7 +330,7 @@ def plot_chart(evidence: Evidence, K: int, slow_nfe: int = 16) -> plt.Figure:
     _box(ax, (9.4, 1.6), f"≤ {slow_nfe} evaluations → transport\n{quote(transport)}", leaf)
     _box(ax, (5.6, 0.35), f"check: β < β*, KL ≥ Fano bound, no prior holes (ch. 3–4)\n"
                          f"past β*: {quote(strong)}", check)
-    _box(ax, (9.4, 0.35), "check: bridge vs floor at L̂ (ch. 6)\n"
+    _box(ax, (9.4, 0.35), "check: bridge vs floor at $\\hat L$ (ch. 6)\n"
                          + (f"1 step = regression: bridge {one_step[0].off_support:.2f}" if one_step else ""), check)
     _arrow(ax, (4.6, 5.45), (2.2, 4.95), "K = 1")
     _arrow(ax, (6.0, 5.45), (6.5, 4.85), "K ≥ 2")

@@ -1,6 +1,6 @@
 """Chapter 8: every policy family on the two MuJoCo tasks — success, mode coverage, failures.
 
-The tasks (:mod:`mbc_lib.envs`, DESIGN.md §4) are multimodal by construction: the scripted
+The tasks (:mod:`mbc_lib.envs`) are multimodal by construction: the scripted
 expert picks one of K gaps (``mbc/PathGaps-v0``) or K bins (``mbc/PushBins-v0``) at random per
 episode. Averaging two gap paths runs into the wall between them (``collision``); averaging two
 push directions sends the puck between two bins (``between_bins``). For each task we
@@ -41,7 +41,8 @@ from .chunking import ExecutorSpec
 
 __all__ = [
     "ENVS", "POLICIES", "EXECUTORS", "env_id", "executor", "demos", "Model", "fit", "rollout", "RobotSweep", "sweep",
-    "summary", "mode_color", "plot_outcomes", "plot_trajectories", "plot_family_grid", "plot_executors", "video",
+    "summary", "MODE_NOUN", "modes_used", "count_words", "modes_sentence", "outcome_table", "executor_effect",
+    "mode_color", "plot_outcomes", "plot_trajectories", "plot_family_grid", "plot_executors", "video",
 ]
 
 #: short task names used in tables -> registered env ids
@@ -305,6 +306,109 @@ def summary(result: RobotSweep) -> list[dict[str, Any]]:
         H = result.models[(e, K, lab)].chunk_len
         rows.append(_row(e, K, lab, ex, r.success, r.modes, r.failures, r.failure_key, H))
     return rows
+
+
+#: what one mode of each task is called in the text
+MODE_NOUN: dict[str, str] = {"PathGaps": "gap", "PushBins": "bin"}
+
+
+def _by_key(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    return {(r["env"], r["K"], r["policy"], r["executor"]): r for r in rows}
+
+
+def _row_of(rows: list[dict[str, Any]], env: str, K: int, label: str, executor_label: str) -> dict[str, Any]:
+    ex = "scripted" if label == "expert" else executor_label
+    key = (_short(env), K, label, ex)
+    table = _by_key(rows)
+    if key not in table:
+        raise ValueError(f"no row for {label!r} on {key[0]} K={K} with executor {ex!r} in this table")
+    return table[key]
+
+
+def modes_used(rows: list[dict[str, Any]], env: str, labels: Sequence[str], executor_label: str = "whole chunk",
+               K: int = 2) -> dict[str, int]:
+    """``label -> modes used`` (modes reached by at least one successful episode) on ``env`` from
+    :func:`summary` rows, for the policies ``labels`` executed with ``executor_label``."""
+    return {lab: int(_row_of(rows, env, K, lab, executor_label)["modes_used"]) for lab in labels}
+
+
+def count_words(m: int, K: int, noun: str) -> str:
+    """``m`` of ``K`` modes in words: "both gaps", "all 3 bins", "one gap only", "2 of 3 gaps", "no gap"."""
+    if not 0 <= m <= K:
+        raise ValueError(f"modes used must lie in [0, K={K}], got {m}")
+    if m == 0:
+        return f"no {noun}"
+    if m == K:
+        return f"the one {noun}" if K == 1 else f"both {noun}s" if K == 2 else f"all {K} {noun}s"
+    return f"one {noun} only" if m == 1 else f"{m} of {K} {noun}s"
+
+
+def _names(items: Sequence[str]) -> str:
+    items = [f"`{x}`" for x in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def modes_sentence(rows: list[dict[str, Any]], env: str, labels: Sequence[str], executor_label: str = "whole chunk",
+                   K: int = 2) -> str:
+    """One Markdown sentence saying which of ``labels`` used every mode of ``env`` and which did not,
+    grouped by the number of modes used (most first), e.g. "On `PathGaps`, `vq` and `mixture` used
+    both gaps; `flow` used one gap only; `cvae` used no gap." Read from :func:`summary` rows."""
+    e = _short(env)
+    used = modes_used(rows, e, labels, executor_label, K)
+    noun = MODE_NOUN.get(e, "mode")
+    clauses = []
+    for m in sorted(set(used.values()), reverse=True):
+        group = [lab for lab in labels if used[lab] == m]
+        clauses.append(f"{_names(group)} used {count_words(m, K, noun)}")
+    return f"On `{e}`, " + "; ".join(clauses) + "."
+
+
+def outcome_table(rows: list[dict[str, Any]], envs_: Sequence[str], labels: Sequence[str],
+                  executor_label: str = "whole chunk", K: int = 2) -> str:
+    """A Markdown table of :func:`summary` rows: one line per policy (the expert first), per task the
+    success rate with its 95% Wilson interval, the share of episodes succeeding through each mode,
+    the modes used (of K) and the rate of the task's failure flag."""
+    env_list = [_short(e) for e in envs_]
+    head, rule = ["policy"], ["---"]
+    for e in env_list:
+        fail = envs.make_task(env_id(e), K=K).failure_key.replace("_", " ")
+        noun = MODE_NOUN.get(e, "mode")
+        head += [f"{e}: success [95% CI]", f"via {noun} " + " / ".join(str(k) for k in range(K)), f"{noun}s used", fail]
+        rule += ["---:"] * 4
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
+    for lab in ["expert", *labels]:
+        cells = [f"`{lab}`"]
+        for e in env_list:
+            r = _row_of(rows, e, K, lab, executor_label)
+            fr = r["failure_rate"]
+            cells += [f"{r['success_rate']:.0%} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]",
+                      " / ".join(f"{r[f'mode{k}_rate']:.0%}" for k in range(K)), f"{r['modes_used']} of {K}",
+                      "—" if fr is None or not np.isfinite(fr) else f"{fr:.0%}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def executor_effect(rows: list[dict[str, Any]], other: str, base: str = "whole chunk",
+                    labels: Sequence[str] | None = None, tol: float = 0.0) -> list[dict[str, Any]]:
+    """Per (task, K, policy) measured under both executors: success and failure rate and modes used
+    with ``base`` and with ``other``, and ``change`` = +1 / −1 / 0 when ``other`` raised / lowered /
+    kept the success rate (a difference of at most ``tol`` counts as kept). Expert rows are skipped;
+    ``labels`` restricts the policies."""
+    table = _by_key(rows)
+    out = []
+    for (e, K, lab, ex), r in table.items():
+        if ex != base or lab == "expert" or (labels is not None and lab not in labels):
+            continue
+        o = table.get((e, K, lab, other))
+        if o is None:
+            continue
+        d = o["success_rate"] - r["success_rate"]
+        out.append({"env": e, "K": K, "policy": lab, "family": r.get("family", lab),
+                    "success": r["success_rate"], "success_other": o["success_rate"],
+                    "failure": r["failure_rate"], "failure_other": o["failure_rate"],
+                    "modes_used": r["modes_used"], "modes_used_other": o["modes_used"],
+                    "change": 0 if abs(d) <= tol else (1 if d > 0 else -1)})
+    return out
 
 
 # ---------------------------------------------------------------------------------------
