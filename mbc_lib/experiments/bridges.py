@@ -1,22 +1,25 @@
 """Chapter 6: sharp transitions and bridges in trained flow and diffusion policies.
 
-A trained transport policy is a map ``a = T_s(ε)`` from base noise to chunks (chapter 5). To
-put little mass between K modes it must be *sharp*: Gaussian isoperimetry (THEORY §2b) ties
-the mass in no mode — the *bridge* — to the Lipschitz constant L of the whole sampler. We
-train flow and diffusion policies on the K-branch fork and measure, at a few observations:
+A trained transport policy is a map ``a = G_s(ε)`` from base noise to chunks (chapter 5). To
+put little mass between K modes it must be *sharp*: Gaussian isoperimetry (chapter 5; the book's
+appendix, app-isoperimetry) ties the mass in no mode — the *bridge* b — to the Lipschitz constant L
+of the whole sampler. We train flow and diffusion policies on the K-branch fork and measure, at a
+few observations (the diagnostics of the book's appendix, app-diagnostics):
 
-* **Lipschitz estimates** (THEORY §3 item 4): the Jacobian spectral norm by power iteration at
-  random base points and at base points whose sample fell in the bridge, and the largest
+* **Lipschitz estimates**: the Jacobian spectral norm by power iteration at random base points, at
+  base points whose sample fell in the bridge and inside the transitions, and the largest
   finite-difference stretch along random base segments. All are *lower* bounds on L; L̂ is
   their maximum.
-* **Bridge mass** b̂ (item 3): the fraction of samples in no mode, against the isoperimetric
-  floor at L̂ (:func:`mbc_lib.experiments.transport.bridge_floor`: THEORY §2b (ii) for two modes,
-  its K-mode corollary otherwise) and the smallest L consistent with b̂.
-* **Transition width** (item 5): the base length of the off-support part of segments whose
-  endpoints land in two different modes, against Δ/L̂_seg — a continuous map needs at least that
-  much base length to cross a gap Δ at stretch ≤ L̂_seg.
+* **Bridge mass** b̂: the fraction of samples in no mode, against the isoperimetric floor at L̂
+  (:func:`mbc_lib.experiments.transport.bridge_floor`: the two-mode floor, or its K-mode corollary)
+  and the smallest L consistent with b̂.
+* **Transition width** (:func:`transitions`): where a base segment passes from one mode to another,
+  the base length between a point in one and a point in the other, located by bisection, against
+  Δ/J with J the largest Jacobian norm measured inside the transition. A map whose stretch there is
+  at most J needs at least Δ/J of base length to cross a gap Δ; since J is measured at finitely many
+  points, the check could fail if they missed the steepest one.
 
-…as the number of integration steps, K and the separation Δ vary (:func:`sweep`).
+…as the number of integration steps, K and the gap Δ = Δ_c − 2ρ vary (:func:`sweep`).
 Units: base noise in standard-normal units; chunks in task units; L in task units per base unit.
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ..train import History, on_compute_device, progress_enabled, train
 from .transport import bridge_floor
 
 __all__ = [
-    "Model", "fit", "BridgeStats", "measure", "implied_lipschitz", "MODELS", "sweep", "summary",
+    "Model", "fit", "BridgeStats", "transitions", "measure", "implied_lipschitz", "MODELS", "sweep", "summary",
     "plot_crossing", "plot_steps", "plot_modes_sweep", "plot_floor_check", "plot_widths",
 ]
 
@@ -52,7 +55,7 @@ MODELS: tuple[tuple[str, int, float], ...] = (
 
 @dataclass
 class Model:
-    """A transport policy trained on the fork or the ring (``K`` modes, neighbouring centres ``delta_c`` apart as chunks)."""
+    """A transport policy trained on the fork or the ring (``K`` modes, neighbouring centres ``delta_c`` = Δ_c apart as chunks)."""
 
     family: str
     K: int
@@ -132,13 +135,14 @@ class BridgeStats:
     upper end of the bridge's 95% Wilson interval; floor: the isoperimetric floor at L̂ (NaN if L̂
     is too small to carry those masses); implied_L: the smallest L consistent with the measured
     bridge; L_jac_median, L_jac_max: Jacobian spectral norm at random base points; L_jac_bridge:
-    its max at base points in the bridge (samples that landed there, and the off-support points of
-    crossing segments); L_seg: largest segment stretch; L_hat: the max of all estimates. width: median over crossing
-    segments of the transition width — the off-support base length plus one grid step h, i.e. the
-    base length between the last point in one mode and the first in the next (for one transition);
-    width_floor: median of gap / (that segment's max stretch), which the width can never be below;
-    crossing: fraction of segments whose ends land in two modes.
-    seg_width, seg_floor: per crossing segment (all observations). For plots, at the first
+    its max at base points in the bridge (samples that landed there, the off-support points of
+    crossing segments and the points inside the measured transitions); L_seg: largest segment
+    stretch; L_hat: the max of all estimates. width: median over the measured transitions
+    (:func:`transitions`) of the base length between a point in one mode and a point in the next;
+    width_floor: median of Δ/J, J the largest Jacobian norm measured inside that transition;
+    width_margin: the smallest width/(Δ/J) (the lemma says ≥ 1 when J is the transition's true
+    steepest stretch); crossing: fraction of segments whose ends land in two modes.
+    seg_width, seg_floor: per measured transition (all observations). For plots, at the first
     observation: samples ``[n, H, d]``, labels ``[n]``, and one crossing segment's images
     ``path [P, H, d]``, labels ``path_labels [P]`` and stretch ``path_stretch [P−1]``.
     """
@@ -161,6 +165,7 @@ class BridgeStats:
     L_hat: np.ndarray = field(repr=False)
     width: np.ndarray = field(repr=False)
     width_floor: np.ndarray = field(repr=False)
+    width_margin: np.ndarray = field(repr=False)
     crossing: np.ndarray = field(repr=False)
     seg_width: np.ndarray = field(repr=False)
     seg_floor: np.ndarray = field(repr=False)
@@ -189,7 +194,9 @@ class BridgeStats:
             "modes_covered": float((self.mass > 0.05).sum(1).mean()),
             "L_hat": mean(self.L_hat), "L_jac_median": mean(self.L_jac_median), "L_jac_max": mean(self.L_jac_max),
             "L_jac_bridge": mean(self.L_jac_bridge), "L_seg": mean(self.L_seg), "implied_L": mean(self.implied_L),
-            "width": mean(self.width), "width_floor": mean(self.width_floor), "crossing": mean(self.crossing),
+            "width": mean(self.width), "width_floor": mean(self.width_floor),
+            "width_margin": float(np.nanmin(self.width_margin)) if np.any(np.isfinite(self.width_margin)) else math.nan,
+            "crossing": mean(self.crossing),
         }
 
 
@@ -205,18 +212,80 @@ def _eval_obs(task: tasks.Task, n_obs: int) -> Tensor:
     return torch.stack([phi.cos(), phi.sin()], -1)
 
 
-def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None) -> BridgeStats:
-    """Measure ``model`` sampled with ``steps`` steps (THEORY §3 items 3–5) at the profile's
-    ``n_obs`` observations, with ``n_samples`` samples, ``n_segments`` base segments of ``n_points``
-    points and ``n_jac`` random Jacobian points each. Deterministic given ``seed``."""
+def transitions(
+    f, start: Tensor, end: Tensor, labels: np.ndarray, centers, radius: float, n_max: int,
+    n_bisect: int = 12, n_jac_points: int = 17, n_iter: int = 4, generator: torch.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Width of each transition between two modes along base segments, and the largest Jacobian norm inside it.
+
+    A *transition* is a pair of consecutive grid points of a segment that land in two *different* modes
+    (``labels [M, P]`` from :func:`~mbc_lib.diagnostics.segment_profile`), with only off-support points
+    between them. Up to ``n_max`` of them (evenly picked) are measured on a finer scale, independently of
+    the grid's finite differences:
+
+    * the **width**: both ends are located by ``n_bisect`` bisections of a grid step (on the mode labels),
+      giving a base point known to lie in the first mode and one known to lie in the second; the width is
+      the base length between them (at most 2·step/2^n_bisect more than the true width);
+    * the **Jacobian** ‖J_G‖₂ (power iteration, ``n_iter`` steps) at ``n_jac_points`` evenly spaced base
+      points between them; its max J.
+
+    The image of that base interval joins two modes, so it is at least Δ long; it is at most
+    width · sup‖J‖ long. Hence width ≥ Δ/sup‖J‖ (the transition-width lemma of chapter 6). The measured J
+    is at most the sup, so width ≥ Δ/J *can* fail: when the Jacobian samples miss the steepest point.
+    Returns ``(width [T], jac [T])`` in base units and task units per base unit.
+    """
+    P = labels.shape[1]
+    pairs = []  # (segment, grid index in the first mode, grid index in the second)
+    for m, row in enumerate(labels):
+        idx = np.flatnonzero(row >= 0)
+        for p, q in zip(idx[:-1], idx[1:]):
+            if row[p] != row[q]:
+                pairs.append((m, p, q))
+    if not pairs or n_max < 1:
+        return np.zeros(0), np.zeros(0)
+    pick = np.unique(np.linspace(0, len(pairs) - 1, min(len(pairs), n_max)).round().astype(int))
+    seg, p, q = (np.array(x) for x in zip(*(pairs[i] for i in pick)))
+    lab_a, lab_b = labels[seg, p], labels[seg, q]
+    t = np.arange(P) / (P - 1)
+    s0, d0 = start[seg].double(), (end[seg] - start[seg]).double()  # [T, D]
+
+    def at(tt: np.ndarray) -> Tensor:  # base points ε(t) on each transition's segment, [T, D]
+        return (s0 + torch.as_tensor(tt)[:, None] * d0).float()
+
+    a_lo, a_hi = t[p], t[p + 1]  # the first mode's exit: a_lo in mode A, a_hi not
+    b_lo, b_hi = t[q - 1], t[q]  # the second mode's entry: b_hi in mode B, b_lo not
+    for _ in range(n_bisect):
+        a_mid, b_mid = (a_lo + a_hi) / 2, (b_lo + b_hi) / 2
+        with torch.no_grad():
+            img = f(torch.cat([at(a_mid), at(b_mid)]))
+        lab = assign_modes(img, centers, radius)
+        in_a, in_b = lab[: len(seg)] == lab_a, lab[len(seg):] == lab_b
+        a_lo, a_hi = np.where(in_a, a_mid, a_lo), np.where(in_a, a_hi, a_mid)
+        b_lo, b_hi = np.where(in_b, b_lo, b_mid), np.where(in_b, b_mid, b_hi)
+    lo, hi = np.minimum(a_lo, b_hi), np.maximum(a_lo, b_hi)
+    width = (hi - lo) * d0.norm(dim=1).numpy()
+    u = np.linspace(0, 1, n_jac_points)
+    pts = torch.cat([at(lo + (hi - lo) * ui) for ui in u])  # [n_jac_points·T, D], point-major
+    jac = jacobian_spectral_norm(f, pts, n_iter=n_iter, generator=generator).cpu().numpy()
+    return width, jac.reshape(n_jac_points, len(seg)).max(0)
+
+
+def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None,
+            n_transitions: int | None = None) -> BridgeStats:
+    """Measure ``model`` sampled with ``steps`` steps (bridge mass, Lipschitz estimates, transition
+    widths) at the profile's ``n_obs`` observations, with ``n_samples`` samples, ``n_segments`` base
+    segments of ``n_points`` points, ``n_jac`` random Jacobian points and up to ``n_transitions``
+    transitions (default ``n_jac``/4; 0 skips them, and L̂ then comes from the other estimates) each.
+    Deterministic given ``seed``."""
     b = budget("bridges", profile)
+    n_transitions = max(1, b["n_jac"] // 4) if n_transitions is None else int(n_transitions)
     task, pol = model.task, model.policy
     H, d = task.chunk_len, task.action_dim
     D = H * d
     obs_all = _eval_obs(task, b["n_obs"])
     ms = task.modes(obs_all)
     keys = ("mass", "bridge", "bridge_hi", "floor", "implied_L", "L_jac_median", "L_jac_max", "L_jac_bridge", "L_seg", "L_hat",
-            "width", "width_floor", "crossing")
+            "width", "width_floor", "width_margin", "crossing")
     out: dict[str, list] = {k: [] for k in keys}
     seg_width, seg_floor = [], []
     plot: dict[str, object] = {}
@@ -250,10 +319,12 @@ def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None)
             # (3 iterations: the stretch is dominated by one direction)
             both = jacobian_spectral_norm(f, torch.cat([eps[: b["n_jac"]], steep]), n_iter=3, generator=g).numpy()
             jac, jac_b = both[: b["n_jac"]], (both[b["n_jac"]:] if len(steep) else np.zeros(1))
+            # the transitions between two modes, located to 1/2^12 of a grid step, and ‖J‖ inside each
+            # (up to n_transitions of them): an estimate of the stretch independent of the grid's finite differences
+            widths, jac_t = transitions(f, start, end, prof.labels, centers, radius, n_max=n_transitions, generator=g)
+            floors = model.gap / np.maximum(jac_t, 1e-30)
+            jac_b = np.concatenate([jac_b, jac_t])
             L_hat = float(max(jac.max(), jac_b.max(), prof.max_stretch.max()))
-            h = prof.base_length / (b["n_points"] - 1)  # grid step along each segment
-            widths = (prof.off_length + h)[cross]  # base length from the last point in one mode to the first in the next
-            floors = model.gap / prof.max_stretch[cross]
             seg_width.append(widths)
             seg_floor.append(floors)
             hi = float(wilson_interval(int((lab < 0).sum()), len(lab))[1])
@@ -263,6 +334,7 @@ def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None)
                          ("L_jac_bridge", float(jac_b.max())), ("L_seg", float(prof.max_stretch.max())),
                          ("L_hat", L_hat), ("width", float(np.median(widths)) if len(widths) else math.nan),
                          ("width_floor", float(np.median(floors)) if len(floors) else math.nan),
+                         ("width_margin", float((widths / floors).min()) if len(floors) else math.nan),
                          ("crossing", float(cross.mean()))):
                 out[k].append(v)
             if i == 0:
@@ -315,7 +387,7 @@ def summary(stats: dict[tuple[str, int, float, int], BridgeStats]) -> list[dict[
 def plot_crossing(st: BridgeStats) -> plt.Figure:
     """Left: samples at the first observation (colour: mode; red: in no mode). Middle: one base
     segment whose ends land in two modes — the image's lateral position at the last chunk step,
-    coloured by mode. Right: the stretch ‖Δa‖/‖Δε‖ along it, with L̂ and the median Jacobian."""
+    coloured by mode. Right: the stretch ‖Δa‖/‖Δε‖ along it, with L̂ and the median Jacobian norm."""
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(11.5, 3.2), gridspec_kw={"width_ratios": [1.1, 1, 1]})
     fork = st.obs.shape[1] == 1  # fork: draw chunks relative to the observation; ring: the y coordinate
     plot_chunks(ax1, st.samples, st.labels, offset=st.obs[:1, 0].expand(len(st.samples)) if fork else None, alpha=0.25)
@@ -332,9 +404,9 @@ def plot_crossing(st: BridgeStats) -> plt.Figure:
                 title="one base segment between two modes")
         tm = 0.5 * (t[1:] + t[:-1])
         ax3.semilogy(tm, np.maximum(st.path_stretch, 1e-3), color="k", lw=1)
-        ax3.axhline(st.L_hat[0], color=OFF_SUPPORT_COLOR, ls="--", lw=1, label=f"L̂ = {st.L_hat[0]:.1f}")
-        ax3.axhline(st.L_jac_median[0], color="C0", ls=":", lw=1.2, label=f"median ‖J‖ = {st.L_jac_median[0]:.2f}")
-        ax3.set(xlabel="position along the base segment", ylabel="stretch ‖Δa‖/‖Δε‖", title="where the map stretches")
+        ax3.axhline(st.L_hat[0], color=OFF_SUPPORT_COLOR, ls="--", lw=1, label=rf"$\hat L$ = {st.L_hat[0]:.1f}")
+        ax3.axhline(st.L_jac_median[0], color="C0", ls=":", lw=1.2, label=rf"median $\|J\|$ = {st.L_jac_median[0]:.2f}")
+        ax3.set(xlabel="position along the base segment", ylabel=r"stretch $\|\Delta a\|/\|\Delta\varepsilon\|$", title="where the map stretches")
         ax3.legend(fontsize=8, loc="upper right")
     else:
         for ax in (ax2, ax3):
@@ -356,7 +428,8 @@ def _select(stats, family: str, K: int, delta: float) -> list[BridgeStats]:
 
 def plot_steps(stats: dict, K: int = 2, delta: float = 3.0, families: Sequence[str] = ("flow", "diffusion")) -> plt.Figure:
     """The chapter's main figure, against the number of sampler steps: (a) Lipschitz estimates,
-    (b) bridge mass with the isoperimetric floor at L̂, (c) transition width against Δ/L̂_seg."""
+    (b) bridge mass with the isoperimetric floor at L̂, (c) transition width against Δ/J, J the largest
+    Jacobian norm measured inside the transition (medians over the measured transitions)."""
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.5))
     marks = {"flow": ("o", "-"), "diffusion": ("s", "--")}
     for fam in families:
@@ -365,20 +438,20 @@ def plot_steps(stats: dict, K: int = 2, delta: float = 3.0, families: Sequence[s
             continue
         S = [r["steps"] for r in rows]
         mk, ls = marks.get(fam, ("^", ":"))
-        ax1.plot(S, _pos(r["L_hat"] for r in rows), mk + ls, color="k", label=f"{fam}: L̂ (max of all)")
-        ax1.plot(S, _pos(r["L_jac_median"] for r in rows), mk + ls, color="C0", mfc="none", label=f"{fam}: median ‖J‖")
+        ax1.plot(S, _pos(r["L_hat"] for r in rows), mk + ls, color="k", label=rf"{fam}: $\hat L$ (max of all)")
+        ax1.plot(S, _pos(r["L_jac_median"] for r in rows), mk + ls, color="C0", mfc="none", label=rf"{fam}: median $\|J\|$")
         ax1.plot(S, _pos(r["implied_L"] for r in rows), mk, color=OFF_SUPPORT_COLOR, mfc="none", ms=9,
-                 label=f"{fam}: L implied by b̂")
-        ax2.plot(S, _pos(r["bridge"] for r in rows), mk + ls, color=OFF_SUPPORT_COLOR, label=f"{fam}: bridge b̂")
-        ax2.plot(S, _pos(r["floor"] for r in rows), mk + ls, color="C0", mfc="none", label=f"{fam}: floor at L̂")
-        ax3.plot(S, _pos(r["width"] for r in rows), mk + ls, color="k", label=f"{fam}: width (median)")
-        ax3.plot(S, _pos(r["width_floor"] for r in rows), mk + ls, color="C0", mfc="none", label=f"{fam}: Δ/L̂_seg (median)")
+                 label=rf"{fam}: $L$ implied by $\hat b$")
+        ax2.plot(S, _pos(r["bridge"] for r in rows), mk + ls, color=OFF_SUPPORT_COLOR, label=rf"{fam}: bridge $\hat b$")
+        ax2.plot(S, _pos(r["floor"] for r in rows), mk + ls, color="C0", mfc="none", label=rf"{fam}: floor at $\hat L$")
+        ax3.plot(S, _pos(r["width"] for r in rows), mk + ls, color="k", label=f"{fam}: width")
+        ax3.plot(S, _pos(r["width_floor"] for r in rows), mk + ls, color="C0", mfc="none", label=rf"{fam}: $\Delta/J$")
     for ax in (ax1, ax2, ax3):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sampler steps")
-    ax1.set(ylabel="task units per base unit", title=f"(a) Lipschitz estimates (fork K={K}, Δc={delta:g})")
+    ax1.set(ylabel="task units per base unit", title=rf"(a) Lipschitz estimates (fork $K$={K}, $\Delta_c$={delta:g})")
     ax2.set(ylabel="mass in no mode", title="(b) bridge mass and its floor")
-    ax3.set(ylabel="base length", title="(c) transition width on crossing segments")
+    ax3.set(ylabel="base length (median)", title="(c) transition width and its floor")
     for ax in (ax1, ax2, ax3):
         log_scale(ax, "y")
         ax.legend(fontsize=7)
@@ -391,15 +464,15 @@ def plot_modes_sweep(stats: dict, family: str = "flow", base: tuple[int, float] 
     K at Δc = base Δc (left) and per Δc at K = base K (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
     models = {(k, dl) for (f, k, dl, _) in stats if f == family}
-    groups = [("K", sorted({k for k, dl in models if dl == base[1]}), lambda v: (v, base[1]), f"Δc = {base[1]:g}"),
-              ("Δc", sorted({dl for k, dl in models if k == base[0]}), lambda v: (base[0], v), f"K = {base[0]}")]
+    groups = [("$K$", sorted({k for k, dl in models if dl == base[1]}), lambda v: (v, base[1]), rf"$\Delta_c$ = {base[1]:g}"),
+              (r"$\Delta_c$", sorted({dl for k, dl in models if k == base[0]}), lambda v: (base[0], v), f"$K$ = {base[0]}")]
     for ax, (name, values, key, fixed) in zip(axes, groups):
         for i, v in enumerate(values):
             rows = [s.row() for s in _select(stats, family, *key(v))]
             S = [r["steps"] for r in rows]
             c = f"C{i}"
             ax.plot(S, _pos(r["bridge"] for r in rows), "o-", color=c, ms=7 - i, label=f"{name} = {v:g}: bridge")
-            ax.plot(S, _pos(r["floor"] for r in rows), "v--", color=c, mfc="none", ms=8, label=f"{name} = {v:g}: floor at L̂")
+            ax.plot(S, _pos(r["floor"] for r in rows), "v--", color=c, mfc="none", ms=8, label=rf"{name} = {v:g}: floor at $\hat L$")
         ax.set(xlabel="sampler steps", title=f"{family}, {fixed}")
         log_scale(ax, "y")
         ax.set_xscale("log", base=2)
@@ -422,7 +495,7 @@ def plot_floor_check(stats: dict) -> plt.Figure:
         if not (np.isfinite(r["floor"]) and r["floor"] > 0):
             continue
         lo = min(lo, r["floor"], r["bridge"] if r["bridge"] > 0 else r["floor"])
-        lab = f"{r['family']} K={r['K']}, Δc={r['delta_c']:g}"
+        lab = rf"{r['family']} $K$={r['K']}, $\Delta_c$={r['delta_c']:g}"
         color = f"C{settings.index((s.K, s.delta_c))}"
         ax.errorbar(r["floor"], r["bridge"], yerr=[[0.0], [r["bridge_hi"] - r["bridge"]]], fmt="none", ecolor=color,
                     alpha=0.6, lw=1)
@@ -432,17 +505,18 @@ def plot_floor_check(stats: dict) -> plt.Figure:
         seen.add(lab)
     lim = (lo / 2, 1.5)
     ax.plot(lim, lim, "k-", lw=1, label="bridge = floor")
-    ax.set(xlim=lim, ylim=lim, xscale="log", yscale="log", xlabel="isoperimetric floor at L̂",
-           ylabel="measured bridge mass b̂", title="trained maps against their floor (size: steps; bar: 95% upper)")
+    ax.set(xlim=lim, ylim=lim, xscale="log", yscale="log", xlabel=r"isoperimetric floor at $\hat L$",
+           ylabel=r"measured bridge mass $\hat b$", title="trained maps against their floor (size: steps; bar: 95% upper)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 
 
 def plot_widths(stats: dict, family: str = "flow", K: int = 2, delta: float = 3.0) -> plt.Figure:
-    """Every crossing segment of one model, all step counts: transition width (off-support base
-    length + one grid step) against Δ/L̂_seg (that segment's max stretch). The lemma: every
-    point lies on or above the diagonal."""
+    """Every measured transition of one model, all step counts: its width (the base length between a
+    point in one mode and a point in the next) against Δ/J, J the largest Jacobian norm measured inside
+    it. The transition-width lemma puts every point on or above the diagonal when J is the
+    transition's steepest stretch; a point below it would mean the Jacobian samples missed that."""
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     sel = _select(stats, family, K, delta)
     lo, hi = np.inf, 0.0
@@ -455,9 +529,10 @@ def plot_widths(stats: dict, family: str = "flow", K: int = 2, delta: float = 3.
         lo, hi = min(lo, s.seg_floor.min(), pos.min() if len(pos) else np.inf), max(hi, s.seg_floor.max(), s.seg_width.max())
     if np.isfinite(lo):
         x = np.geomspace(lo / 2, hi * 2, 50)
-        ax.plot(x, x, "k-", lw=1, label="width = Δ/L̂_seg")
-    ax.set(xscale="log", yscale="log", xlabel="Δ / L̂_seg  (gap over the segment's max stretch)",
-           ylabel="transition width (base length)", title=f"{family} K={K}, Δc={delta:g}: transition widths")
+        ax.plot(x, x, "k-", lw=1, label=r"width = $\Delta/J$")
+    ax.set(xscale="log", yscale="log", xlabel=r"$\Delta/J$  (gap over the largest $\|J\|$ in the transition)",
+           ylabel="transition width (base length)",
+           title=rf"{family} $K$={K}, $\Delta_c$={delta:g}: transition widths")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
