@@ -5,6 +5,7 @@ a flow at 1 and 8 steps), trained once per module; the cache is redirected to a 
 """
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -47,7 +48,7 @@ def test_cvae_keeps_the_modes_below_beta_star_and_collapses_above(rows):
     assert weak["beta_star"] == strong["beta_star"] > 0
     assert weak["knob_value"] == pytest.approx(0.1 * weak["beta_star"])
     assert weak["modes_covered"] == 2 and weak["kl"] > 0.5  # ≈ log 2 nats carry the mode
-    assert weak["kl"] >= weak["fano"] - 0.05  # E KL ≥ I ≥ B_ρ
+    assert weak["kl"] >= weak["fano"] - 0.05  # E KL ≥ I ≥ B(P_e)
     assert strong["modes_covered"] <= 1 and strong["kl"] < 0.05  # collapsed: the mode average
     assert strong["off_support"] == pytest.approx(strong["predicted_off_support"], abs=0.1)
 
@@ -65,7 +66,7 @@ def test_summary_rows_are_flat_and_have_the_columns(swept):
     assert len(rows) == 1 + 1 + 2 + 2  # regression, mixture, two β, two step counts
     need = {"family", "task", "K", "delta", "gap", "knob", "knob_value", "beta_ratio", "coverage", "min_mass",
             "modes_covered", "off_support", "off_support_hi", "sinkhorn", "predicted_off_support", "predicted_modes",
-            "beta_star", "kl", "fano", "L_hat", "floor", "mode_bound"}
+            "beta_star", "kl", "mode_error", "fano", "L_hat", "floor", "mode_bound"}
     for r in rows:
         assert need <= set(r), need - set(r)
         assert len(set(map(frozenset, [r.keys() for r in rows]))) == 1  # every row has the same keys
@@ -79,6 +80,18 @@ def test_the_table_is_cached_for_chapter_10(swept):
     assert stored is not None and len(stored) == len(synthetic.summary(swept))
     assert stored[0]["family"] == "regression" and stored[0]["beta_star"] is None  # NaN stored as null
     assert "synthetic" in experiments.EXPERIMENTS
+
+
+def test_figures_render_hats(swept):
+    # matplotlib draws "L̂" typed as text as a plain "L": every hat must be mathtext ($\hat L$)
+    for fig in (synthetic.plot_beta(swept), synthetic.plot_steps(swept), synthetic.plot_overview(swept)):
+        fig.canvas.draw()
+        texts = [t.get_text() for t in fig.findobj(plt.Text)]
+        assert not [t for t in texts if "\u0302" in t]
+        plt.close(fig)
+    titles = [ax.get_title() for ax in synthetic.plot_steps(swept).axes]
+    assert any("$\\hat L$" in t for t in titles)
+    plt.close("all")
 
 
 def test_make_task_and_observations():

@@ -6,31 +6,33 @@ trained on each *setting* ``(task, K, Δ_c)`` of the profile — the K-branch ``
 the ``"ring"`` (orientations from a narrow arc, see :func:`make_task`) and the observation-dependent
 ``"branching"`` task — and each family's own knob is swept:
 
-* ``cvae``: the KL weight β = ratio·β*, with β* the exact L2 collapse threshold of THEORY §1c
-  for the policy's loss scaling (:func:`mbc_lib.experiments.latent.predicted_thresholds`): one
-  model per β;
+* ``cvae``: the KL weight β = ratio·β*, with β* the exact L2 collapse threshold of chapter 3 (the
+  book's appendix, app-collapse-l2) for the policy's loss scaling
+  (:func:`mbc_lib.experiments.latent.predicted_thresholds`): one model per β;
 * ``diffusion`` / ``flow``: the number of sampler steps (DDIM / Euler): one model, sampled with
   every count.
 
-Every (family, setting, knob) is measured the same way at fixed observations (:func:`measure`,
-THEORY §3 items 2, 3 and 9): the mass in each mode, the coverage (fraction of samples inside some
+Every (family, setting, knob) is measured the same way at fixed observations (:func:`measure`; the
+diagnostics of the book's appendix, app-diagnostics): the mass in each mode, the coverage (fraction of samples inside some
 mode), the modes holding more than τ = 5% of the samples, the off-support (bridge) mass with its
 Wilson interval, and the Sinkhorn divergence to demonstrations at the same observations. Next to
 each measurement sits the theory's number for it:
 
 * ``regression`` — the L2 optimum is the mode average (chapter 1): off-support iff the average lies
   in no mode (``predicted_off_support``);
-* ``cvae`` — collapse iff β ≥ β* (chapter 3): ``predicted_modes`` K below β*, above it 1 or 0 (the
-  mode average lies in a mode or not); the measured
-  per-sample KL against the Fano bound B_ρ̂ at the measured mode error ρ̂ (teacher forcing);
-* ``diffusion`` / ``flow`` — Gaussian isoperimetry (chapter 5): the bridge is at least the floor
-  at the sampler's Lipschitz constant, estimated as L̂ by chapter 6's
-  :func:`mbc_lib.experiments.bridges.measure`; ``mode_bound`` = #modes an L̂-Lipschitz map can give
+* ``cvae`` — collapse is the optimum iff β ≥ β* (chapter 3): ``predicted_modes`` K below β*, above it
+  1 or 0 (the mode average lies in a mode or not). β* locates the *global* optimum; a trained model
+  can stay uncollapsed above it or collapse below it (app-trained-collapse). The measured per-sample
+  KL against the Fano bound B(P̂_e) at the measured mode-identification error P̂_e (teacher forcing);
+* ``diffusion`` / ``flow`` — Gaussian isoperimetry (chapter 5, app-isoperimetry): the bridge b is at
+  least the floor at the sampler's Lipschitz constant, estimated as L̂ by chapter 6's
+  :func:`mbc_lib.experiments.bridges.measure` (without its transition search); ``mode_bound`` = #modes an L̂-Lipschitz map can give
   mass ≥ τ (:func:`mbc_lib.theory.max_modes_with_mass`);
 * ``vq`` / ``mixture`` — a discrete choice followed by a decoder: no continuity constraint, floor 0.
 
 Sizes (training budget, grid, knobs, sample counts) come from ``BUDGETS["synthetic"]``.
-Units: chunks and Δ in task units; KL and B_ρ in nats; the Sinkhorn divergence in task units².
+Units: chunks, Δ_c and the gap Δ = Δ_c − 2ρ in task units; KL and B(P_e) in nats; the Sinkhorn
+divergence in task units².
 """
 from __future__ import annotations
 
@@ -204,7 +206,7 @@ def measure(
     policy: policies.Policy, task: tasks.Task, seed: int = 0, n_obs: int = 2, n_samples: int = 512,
     n_sinkhorn: int = 256, n_plot: int = 64, **sample_kw,
 ) -> dict:
-    """Where ``policy``'s samples land at :func:`eval_obs` (THEORY §3 items 2, 3, 9): per-mode mass,
+    """Where ``policy``'s samples land at :func:`eval_obs` (app-diagnostics): per-mode mass,
     modes covered, off-support mass with its Wilson interval, TV to the demonstrator's (π, 0), and
     the Sinkhorn divergence between ``n_sinkhorn`` policy samples and as many demonstrations.
     ``sample_kw`` go to ``policy.sample`` (e.g. ``steps``). Deterministic given ``seed``."""
@@ -230,19 +232,19 @@ def measure(
 
 @torch.no_grad()
 def _cvae_information(policy: policies.Policy, task: tasks.Task, seed: int, n_obs: int, n: int) -> dict[str, float]:
-    """Per-sample KL (nats) on demonstrations at the evaluation observations, the mode error ρ̂ of
-    the nearest centre to D(s, z) with z from the posterior (teacher forcing), and the Fano bound
-    B_ρ̂ (THEORY (2)) it implies: E KL ≥ I(A;Z|S) ≥ B_ρ̂."""
+    """Per-sample KL (nats) on demonstrations at the evaluation observations, the mode-identification
+    error P̂_e of the nearest centre to D(s, z) with z from the posterior (teacher forcing), and the
+    Fano bound B(P̂_e) it implies (chapter 3, app-fano): E KL ≥ I(A;Z|S) ≥ B(P̂_e)."""
     g = torch.Generator().manual_seed(seed + 9_000)
     obs = eval_obs(task, n_obs).repeat_interleave(n, 0)
     chunks, modes = task.sample(obs, g)
     kl = float(policy.kl(obs, chunks).mean())
     mu, logvar = policy.encode(obs, chunks)
     z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
-    rho = float((latent.nearest_mode(task, obs, policy.decode(obs, z)) != modes).float().mean())
+    pe = float((latent.nearest_mode(task, obs, policy.decode(obs, z)) != modes).float().mean())
     w = task.modes(obs[:1]).weights[0].double().numpy()
     w = w[w > 0]
-    return {"kl": kl, "rho": rho, "fano": theory.fano_bound(w, min(rho, (len(w) - 1) / len(w)))}
+    return {"kl": kl, "mode_error": pe, "fano": theory.fano_bound(w, min(pe, (len(w) - 1) / len(w)))}
 
 
 def _collapse_off_support(task: tasks.Task, obs: Tensor) -> float:
@@ -373,8 +375,8 @@ def _state(task: tasks.Task, obs: Tensor) -> float:
 
 def _transport_theory(model: bridges.Model, steps: int, m: dict, gap: float, seed: int, sizes: str) -> dict[str, float]:
     """Chapter 6's Lipschitz estimate L̂ of the sampler with ``steps`` steps (:func:`bridges.measure` with the
-    ``BUDGETS["bridges"][sizes]`` sample counts), and at L̂: the isoperimetric
-    floor on the bridge for the measured mode masses (2 modes: THEORY §2b (ii); K: its corollary) and the
+    ``BUDGETS["bridges"][sizes]`` sample counts, without its transition search), and at L̂: the isoperimetric
+    floor on the bridge for the measured mode masses (2 modes: chapter 5's bridge-mass floor; K: its corollary) and the
     number of modes that can hold ≥ τ. With at most one mode holding mass the floor is 0. The branching task's L̂ is not measured (chapter 6's
     observations are for the fork and the ring): NaN."""
     mass = m["mass"].mean(0)
@@ -382,7 +384,7 @@ def _transport_theory(model: bridges.Model, steps: int, m: dict, gap: float, see
         return {"L_hat": math.nan, "floor": 0.0, "mode_bound": math.nan}
     if model.task.name == "branching":
         return {"L_hat": math.nan, "floor": math.nan, "mode_bound": math.nan}
-    L_hat = float(np.nanmean(bridges.measure(model, steps, seed=seed, profile=sizes).L_hat))
+    L_hat = float(np.nanmean(bridges.measure(model, steps, seed=seed, profile=sizes, n_transitions=0).L_hat))
     floor = bridge_floor(mass, gap, L_hat) if L_hat > 0 else math.nan
     bound = theory.max_modes_with_mass(L_hat, gap, TAU) if L_hat > 0 else math.nan
     return {"L_hat": L_hat, "floor": floor, "mode_bound": float(bound)}
@@ -486,7 +488,7 @@ def plot_overview(result: SyntheticResult, settings: Sequence[tuple] | None = No
 def plot_beta(result: SyntheticResult) -> plt.Figure:
     """The cvae against β/β* (log axis), one colour per setting. (a) Modes holding > τ of the prior
     samples, with the prediction (dashed): K below β*; above, 1 if the mode average lies in a mode, else 0. (b) Per-sample KL (●) with the Fano
-    bound B_ρ̂ (×) and log K (dotted). (c) Off-support mass, with the collapse point's off-support (◆)."""
+    bound B(P̂_e) (×) and log K (dotted). (c) Off-support mass, with the collapse point's off-support (◆)."""
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12.5, 3.5))
     for i, setting in enumerate(result.settings):
         cells = result.select("cvae", setting)
@@ -508,9 +510,9 @@ def plot_beta(result: SyntheticResult) -> plt.Figure:
     for ax in (ax1, ax2, ax3):
         ax.axvline(1.0, color="#d62728", lw=1.5)
         ax.set_xscale("log")
-        ax.set_xlabel("β / β*   (red line: predicted collapse β*)")
-    ax1.set(ylabel=f"modes with > {TAU:.0%} of samples", title="(a) modes kept (dashed: predicted)")
-    ax2.set(ylabel="nats", title="(b) E KL (●) ≥ Fano $B_{\\hat\\rho}$ (×); log K dotted")
+        ax.set_xlabel(r"$\beta/\beta^*$   (red line: $\beta^*$, above which collapse is optimal)")
+    ax1.set(ylabel=f"modes with > {TAU:.0%} of samples", title="(a) modes kept (dashed: at the optimum)")
+    ax2.set(ylabel="nats", title=r"(b) E KL (●) ≥ Fano $B(\hat P_e)$ (×); $\log K$ dotted")
     ax3.set(ylabel="off-support", ylim=(-0.03, 1.03), title="(c) off-support (◆: collapse point)")
     ax1.legend(fontsize=7)
     fig.tight_layout()
@@ -543,12 +545,12 @@ def plot_steps(result: SyntheticResult, families: Sequence[str] = TRANSPORT) -> 
                                  mfc=f"C{i}" if fam == "flow" else "none", alpha=0.8, lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set(yscale="log", xlabel="sampler steps", ylabel="mass in no mode",
-               title=f"{fam}: bridge (●) and floor at L̂ (▽)")
+               title=rf"{fam}: bridge (●) and floor at $\hat L$ (▽)")
         ax.legend(fontsize=7)
     ax3 = axes[-1]
     lim = (lo / 2, 1.5)
     ax3.plot(lim, lim, "k-", lw=1)
-    ax3.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel="isoperimetric floor at L̂",
+    ax3.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel=r"isoperimetric floor at $\hat L$",
             ylabel="measured bridge", title="every model: bridge ≥ floor (● flow, □ diffusion)")
     fig.tight_layout()
     return fig
