@@ -302,34 +302,35 @@ def check_cvae_loss(fn: Callable) -> CheckResult:
 
 
 def check_fano_bound(fn: Callable) -> CheckResult:
-    """``fn(weights, rho)`` = B_ρ = H(π) − h(ρ) − ρ log(K − 1) in nats (natural logs), for ``weights`` a 1-D tensor."""
+    """``fn(weights, p_e)`` = B(P_e) = 𝓗(π) − h(P_e) − P_e log(K − 1) in nats (natural logs), for ``weights`` a 1-D
+    tensor and P_e the mode-identification error."""
     from . import theory
 
     cases = []
     for w, rho in [([0.5, 0.5], 0.0), ([0.5, 0.5], 0.1), ([0.25] * 4, 0.2), ([0.7, 0.2, 0.1], 0.05),
                    ([0.5, 0.5], 0.5), ([0.125] * 8, 0.0)]:
-        cases.append(Case(f"π = {w}, ρ = {rho}", (torch.tensor(w), rho), theory.fano_bound(w, rho)))
+        cases.append(Case(f"π = {w}, P_e = {rho}", (torch.tensor(w), rho), theory.fano_bound(w, rho)))
     return run_cases("Exercise 3.1c (Fano bound)", fn, cases,
-                     hint="natural logs; h(ρ) = −ρ log ρ − (1−ρ) log(1−ρ) with 0 log 0 = 0; "
-                          "do not forget the ρ log(K − 1) term when K > 2")
+                     hint="natural logs; h(P_e) = −P_e log P_e − (1−P_e) log(1−P_e) with 0 log 0 = 0; "
+                          "do not forget the P_e log(K − 1) term when K > 2")
 
 
 # -- exercise 3.2: the critical β ------------------------------------------------------------------------
 
 def check_critical_beta_equal(fn: Callable) -> CheckResult:
-    """``fn(K, delta, sigma, sigma_d)`` = β* = (σ² + Δ²(K² − 1)/12)/σ_d² for K equal, equally spaced 1-D modes (L2)."""
+    """``fn(K, delta, sigma, sigma_d)`` = β* = (σ² + Δ_c²(K² − 1)/12)/σ_d² for K equal 1-D modes Δ_c apart (L2)."""
     from . import theory
 
-    cases = [Case(f"K={K}, Δ={dl}, σ={s}, σ_d={sd}", (K, dl, s, sd), theory.critical_beta_equal_spacing(K, dl, s, sd))
+    cases = [Case(f"K={K}, Δ_c={dl}, σ={s}, σ_d={sd}", (K, dl, s, sd), theory.critical_beta_equal_spacing(K, dl, s, sd))
              for K, dl, s, sd in [(2, 4.0, 1.0, 1.0), (3, 4.0, 1.0, 1.0), (2, 2.0, 0.5, 2.0), (5, 1.0, 0.1, 0.5),
                                   (1, 3.0, 0.3, 1.0)]]
     return run_cases("Exercise 3.2a (β* of the analytic toy)", fn, cases,
                      hint="β* = v′/σ_d² with v′ the variance of A along the line: within-mode σ² plus the variance of "
-                          "K equally spaced points, Δ²(K² − 1)/12")
+                          "K equally spaced points, Δ_c²(K² − 1)/12")
 
 
 def check_beta_hard(fn: Callable) -> CheckResult:
-    """``fn(centers, weights, sigma_d)`` = β_hard = V_B / (2σ_d² H(π)) for 1-D centres ``[K]`` and weights ``[K]``."""
+    """``fn(centers, weights, sigma_d)`` = β_hard = V_B / (2σ_d² 𝓗(π)) for 1-D centres ``[K]`` and weights ``[K]``."""
     from . import theory
 
     cases = []
@@ -338,7 +339,7 @@ def check_beta_hard(fn: Callable) -> CheckResult:
         cases.append(Case(f"centres {c}, π = {[round(x, 3) for x in w]}, σ_d = {sd}", (torch.tensor(c), torch.tensor(w), sd),
                           theory.beta_hard(c, w, 0.0, "l2", sd)))
     return run_cases("Exercise 3.2b (the naive hard-code estimate)", fn, cases,
-                     hint="V_B = Σ_k π_k (μ_k − Σ_j π_j μ_j)²; H(π) in nats; the decoder scale is c = 2σ_d²")
+                     hint="V_B = Σ_k π_k (μ_k − Σ_j π_j μ_j)²; the entropy 𝓗(π) in nats; the decoder scale is c = 2σ_d²")
 
 
 def _fork_beta_star(delta_c: float, sigma: float, sigma_a: float, n: int) -> float:

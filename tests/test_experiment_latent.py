@@ -36,11 +36,11 @@ def test_predicted_threshold_is_the_closed_form_for_the_policys_loss_scaling():
 
 def test_latent_keeps_the_modes_below_beta_star_and_collapses_above(sweep):
     low, high = (sweep.evals[r].scalars() for r in (0.1, 1.5))
-    assert low["mutual_information"] > 0.5 and low["rho"] < 0.1 and low["modes_reached"] == 2
+    assert low["mutual_information"] > 0.5 and low["p_e"] < 0.1 and low["modes_reached"] == 2
     assert high["mean_kl"] < 0.02 and abs(high["mutual_information"]) < 0.02
     # collapsed L2 decoder = the conditional mean, which for two symmetric branches is in neither
-    assert high["modes_reached"] == 0 and high["off_support_prior"] > 0.95 and high["rho"] > 0.4
-    # Fano: the information the latent carries is at least B_ρ̂ (up to the estimator's slack)
+    assert high["modes_reached"] == 0 and high["off_support_prior"] > 0.95 and high["p_e"] > 0.4
+    # Fano: the information the latent carries is at least B(P̂_e) (up to the estimator's slack)
     for s in (low, high):
         assert s["mutual_information"] >= s["fano"] - 0.05
 
@@ -82,6 +82,8 @@ def test_act_scaling_numbers():
     assert out["beta_hard_l1"] < 1.0 < 10.0  # kl_weight is far above the hard-code estimate
     assert out["beta_local_l1"] > 1e6  # the median sits in a gap: the local L1 threshold is useless
     assert 0 <= out["max_gain"] < 0.02
+    # a code that sees where the chunk lies between the branches nearly attains the upper bound β Λ(T)
+    assert 0.9 * out["max_gain"] < out["line_gain"] < 1.02 * out["max_gain"]
 
 
 def test_nearest_mode_ignores_the_radius():
@@ -102,3 +104,52 @@ def test_sweep_plots(sweep):
     rows = latent.summary(sweep)
     assert [r["ratio"] for r in rows] == [0.1, 1.5]
     assert np.isclose(rows[0]["beta"], 0.1 * sweep.thresholds.beta_star)
+
+
+def test_act_weights_span_a_small_weight_to_acts_ten():
+    for profile in ("fast", "standard", "full"):
+        ws = latent.act_weights(profile)
+        assert ws[0] == 0.05 and ws[-1] == 10.0 and ws == sorted(ws) and 2 <= len(ws) <= 7
+
+
+def test_collapse_bracket():
+    assert latent.collapse_bracket([0.1, 0.5, 1.0, 2.0], [0.9, 0.3, 0.01, 0.0]) == (0.5, 1.0)
+    # a collapsed model below a live one does not count: the sweep collapses from the last live one on
+    assert latent.collapse_bracket([2.0, 0.1, 1.0, 0.5], [0.0, 0.9, 0.05, 0.001]) == (1.0, 2.0)
+    assert latent.collapse_bracket([0.1, 1.0], [0.5, 0.1]) == (1.0, None)
+    assert latent.collapse_bracket([0.1, 1.0], [0.01, 0.0]) == (None, 0.1)
+
+
+def test_collapse_curves_set_both_sweeps_against_the_optimum(sweep, acts):
+    import matplotlib.pyplot as plt
+
+    cur = latent.collapse_curves(sweep, acts, n_points=4)
+    assert cur.beta_star == sweep.thresholds.beta_star and cur.beta_local_l1 > 1e6
+    assert len(cur.l2) == len(cur.l1) == 4 and len(cur.trained_l2) == 2 and len(cur.trained_l1) == 2
+    # L2: the optimum's gain is positive below β* and 0 above it; it falls with β
+    gains = [r["gain"] for r in cur.l2]
+    assert all(g > 0 for g in gains) and all(a > b for a, b in zip(gains, gains[1:]))
+    above = [r for r in cur.trained_l2 if r["ratio"] > 1]
+    assert above and all(r["gain"] == 0 and r["rate"] == 0 for r in above)
+    # L1: the optimum never collapses exactly on this fork, but its rate and gain fade with β
+    l1 = sorted(cur.l1, key=lambda r: r["beta"])
+    assert all(r["gain"] > 0 for r in l1) and l1[0]["rate"] > l1[-1]["rate"] and l1[0]["gain"] > l1[-1]["gain"]
+    assert cur.brackets["l2"] == (0.1 * sweep.thresholds.beta_star, 1.5 * sweep.thresholds.beta_star)
+    assert cur.brackets["l1"] == (0.05, 10.0)
+    fig = latent.plot_collapse(cur)
+    assert len(fig.axes) >= 2
+    plt.close(fig)
+
+
+def test_cgf_and_act_plots(acts):
+    import matplotlib.pyplot as plt
+
+    ex = [dict(centers=[-2.0, 2.0], weights=[0.5, 0.5], sigma=1.0, temperatures=(6.0, 10.0), title="equal")]
+    fig = latent.plot_cgf(ex)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    fig = latent.plot_act(acts, weights=(10.0,))
+    assert len(fig.axes) == 1
+    plt.close(fig)
+    rows = latent.act_summary(acts)
+    assert [r["beta"] for r in rows] == [0.05, 10.0] and rows[0]["mean_kl"] > rows[1]["mean_kl"]

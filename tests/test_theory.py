@@ -199,6 +199,85 @@ def test_information_vanishes_at_predicted_beta_star(centers, weights, loss):
 
 
 # ---------------------------------------------------------------------------------------
+# the optimum's gain over collapse, the rate crossing, the nearest-label code (chapter 3)
+# ---------------------------------------------------------------------------------------
+def test_collapse_gain_is_zero_from_beta_star_on_and_positive_below():
+    c, w = [-2.0, 2.0], [0.5, 0.5]  # β* = 5, J_col = Var A / (2σ_d²) = 5/2
+    assert th.collapse_gain(c, w, 1.0, 5.0) == 0.0 and th.collapse_gain(c, w, 1.0, 6.0) == 0.0
+    betas = [0.05, 1.0, 2.0, 3.0, 4.0, 4.5]
+    gains = [th.collapse_gain(c, w, 1.0, b, n_codes=8, n_grid=301) for b in betas]
+    assert all(g > 0 for g in gains) and all(a > b for a, b in zip(gains, gains[1:]))  # positive, falling
+    assert gains[0] == pytest.approx(2.5, abs=0.25)  # a nearly free code removes almost all of J_col
+    for b, g in zip(betas, gains):
+        # at least what coding the nearest mode gains (V_C ≥ V_B = 4 here), at most β Λ(T) (Donsker–Varadhan)
+        assert g >= 4 / 2 - b * math.log(2) - 1e-6
+        if 2 * b > 2.0:  # Λ is finite above T = 2σ²
+            assert g <= b * th.collapse_criterion(2 * b, c, w, 1.0).value + 1e-6
+    # a continuous transition: near β* the gain vanishes like (β* − β)²
+    g90, g95 = (th.collapse_gain(c, w, 1.0, r * 5.0, n_codes=4, n_grid=201) for r in (0.9, 0.95))
+    assert 3.0 < g90 / g95 < 5.0
+
+
+def test_line_solver_is_the_one_dimensional_toy_for_modes_on_an_axis_or_a_diagonal():
+    w = [0.5, 0.5]
+    for beta in (2.0, 4.0):  # L2 (β ≥ σ²/σ_d²: the noise across the line is not worth coding)
+        ref = th.collapse_gain([-2.0, 2.0], w, 1.0, beta)
+        on_axis = th.collapse_gain([[-2.0, 0.0], [2.0, 0.0]], w, 1.0, beta)
+        diagonal = th.collapse_gain(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]) * 2 / math.sqrt(3), w, 1.0, beta)
+        assert on_axis == pytest.approx(ref, rel=1e-4) and diagonal == pytest.approx(ref, rel=1e-4)
+    # L1 separates over coordinates: an independent noise coordinate changes nothing
+    ref = th.collapse_gain([-2.0, 2.0], w, 1.0, 2.0, "l1", 2.0)
+    assert th.collapse_gain([[-2.0, 0.0], [2.0, 0.0]], w, 1.0, 2.0, "l1", 2.0) == pytest.approx(ref, rel=2e-2)
+    pt = th.blahut_arimoto_line([[-2.0, 0.0], [2.0, 0.0]], w, 1.0, 2.0)
+    assert pt.codes.shape == (4, 2) and 0 <= pt.mode_error <= 0.5
+    with pytest.raises(ValueError, match="line"):
+        th.blahut_arimoto_line([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [1 / 3] * 3, 1.0, 1.0)
+
+
+def test_l1_line_gain_nearly_attains_the_upper_bound_on_a_far_apart_fork():
+    # two branches Δ = 3 apart along a ramp in R^8, σ = 0.07 (chapter 3's normalised fork); ACT's T = β = 10
+    v = np.arange(1, 9) / np.linalg.norm(np.arange(1, 9))
+    centers, w, sigma, beta = np.stack([-1.5 * v, 1.5 * v]), [0.5, 0.5], 0.07, 10.0
+    gain = th.collapse_gain(centers, w, sigma, beta, "l1", 8.0)  # a feasible code: lower bound on the optimum's gain
+    upper = beta * th.collapse_criterion(8.0 * beta, centers, w, sigma, "l1").value  # J ≥ J_col − βΛ(T)
+    assert 0 < gain and 0.9 * upper < gain < 1.02 * upper  # (Λ itself comes from a numerical supremum)
+
+
+def test_optimal_rate_crosses_ln2_below_beta_one():
+    c, w = [-2.0, 2.0], [0.5, 0.5]
+    kw = dict(n_codes=8, n_grid=201, n_init=1, max_iter=1000, tol=1e-8)
+    beta = th.beta_at_rate(c, w, 1.0, math.log(2), bracket=(0.5, 1.0), xtol=1e-3, **kw)
+    assert 0.8 < beta < 1.0  # at β = 1 = σ²/σ_d² the optimal rate is 0.633 < ln 2
+    assert th.blahut_arimoto(c, w, 1.0, beta, **kw).rate == pytest.approx(math.log(2), abs=5e-3)
+    with pytest.raises(ValueError, match="cross"):
+        th.beta_at_rate(c, w, 1.0, math.log(2), bracket=(1.0, 4.0), **kw)
+    with pytest.raises(ValueError, match="bracket"):
+        th.beta_at_rate(c, w, 1.0, 0.1, loss="l1")
+
+
+def test_nearest_label_code_and_the_hard_code_ratio():
+    # equal weights ±2, σ = 1: cells A > 0 and A < 0, V_C = (E|A|)² with A ~ N(2, 1), H(C) = ln 2
+    e_abs = math.sqrt(2 / math.pi) * math.exp(-2) + 2 * (1 - 2 * norm.cdf(-2))
+    assert th.beta_nearest_label([-2.0, 2.0], [0.5, 0.5], 1.0) == pytest.approx(e_abs**2 / (2 * math.log(2)), rel=1e-9)
+    for w in ([0.5, 0.5], [0.7, 0.3], [0.9, 0.1]):
+        label = th.beta_nearest_label([0.0, 4.0], w, 1.0)
+        assert label <= th.critical_beta([0.0, 4.0], w, 1.0)  # a realisable code: collapse is not optimal below it
+        assert th.beta_nearest_label([0.0, 4.0], w, 1e-3) == pytest.approx(th.beta_hard([0.0, 4.0], w, 0.0), rel=1e-6)
+    # with overlapping modes it can lie on either side of β_hard
+    assert th.beta_nearest_label([0.0, 4.0], [0.5, 0.5], 1.0) > th.beta_hard([0.0, 4.0], [0.5, 0.5], 1.0)
+    assert th.beta_nearest_label([0.0, 4.0], [0.9, 0.1], 1.0) < th.beta_hard([0.0, 4.0], [0.9, 0.1], 1.0)
+    # β*/β_hard (σ → 0) for weights (1 − p, p): H(π)(1 − 2p) / (p(1 − p) log((1 − p)/p)); 2 ln 2 at p = 1/2, → 1 as p → 0
+    ratios = []
+    for p in (0.5, 0.1, 0.01, 1e-6):
+        r = th.critical_beta([0.0, 4.0], [1 - p, p], 0.0) / th.beta_hard([0.0, 4.0], [1 - p, p], 0.0)
+        ratios.append(r)
+        if p < 0.5:
+            H = th.entropy([1 - p, p])
+            assert r == pytest.approx(H * (1 - 2 * p) / (p * (1 - p) * math.log((1 - p) / p)), rel=1e-5)
+    assert ratios[0] == pytest.approx(2 * math.log(2), rel=1e-6) and ratios[1] == pytest.approx(1.315, abs=1e-3)
+    assert all(a > b > 1 for a, b in zip(ratios, ratios[1:])) and ratios[-1] < 1.1
+
+# ---------------------------------------------------------------------------------------
 # counting bounds (app-counting)
 # ---------------------------------------------------------------------------------------
 def test_mode_count_bound_forms_match_theory_tables():
