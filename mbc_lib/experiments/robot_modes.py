@@ -507,7 +507,8 @@ def _finite(x: np.ndarray) -> np.ndarray:
 def plot_profile(result: RobotModes) -> plt.Figure:
     """Per task (columns), against the time step: top, modes per observation K̂(s) (clusters) next to the
     expert modes present in the neighbourhood and the cluster purity; bottom, the gap Δ(s) between the
-    clustered modes and the expert's counterfactual centre distance Δ_c^exp(s), at the chapter's H."""
+    clustered modes and the expert's counterfactual centre distance Δ_c^exp(s), at the chapter's H, with the
+    separation regime written at the steps where it changes."""
     fig, axes = plt.subplots(2, len(TASKS), figsize=(5.4 * len(TASKS), 6.2), squeeze=False, sharex="col")
     for j, (env_id, K) in enumerate(TASKS):
         p = result.profile(env_id)
@@ -526,14 +527,16 @@ def plot_profile(result: RobotModes) -> plt.Figure:
         ax.plot(x, sep, "o-", color="k", label=r"gap $\hat\Delta(s)$ between clustered modes")
         ax.plot(x, np.median(p.expert_delta, 1), "s--", color="C2", mfc="none", ms=8,
                 label=r"expert's counterfactual $\Delta_c^{\rm exp}(s)$")
-        for xi, reg in zip(x, (p.regime(i) for i in range(len(x)))):
-            ax.annotate(reg, (xi, 0), xytext=(0, 4), textcoords="offset points", rotation=90, fontsize=7,
-                        color="0.35", ha="center", va="bottom")
+        regimes = [p.regime(i) for i in range(len(x))]
+        for i, (xi, reg) in enumerate(zip(x, regimes)):
+            if i == 0 or reg != regimes[i - 1]:  # label where the regime changes (dense steps would overlap)
+                ax.annotate(reg, (xi, 0), xytext=(0, 4), textcoords="offset points", rotation=90, fontsize=7,
+                            color="0.35", ha="center", va="bottom")
         ax.axhline(0, color="0.6", lw=0.8)
         top = np.nanmax(np.concatenate([sep, np.median(p.expert_delta, 1)]))
         ax.set(xlabel="time step of the query observation (50 Hz)", ylabel="m/s (chunk distance)",
                ylim=(min(-0.1, float(np.nanmin(sep)) - 0.1) if np.isfinite(sep).any() else -0.1, 1.4 * top),
-               title="separation along the trajectory (text: regime)")
+               title="separation (text: the regime, where it changes)")
         ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
     return fig
