@@ -69,6 +69,7 @@ class RenderDoctor:
         requested: ``MUJOCO_GL`` as mujoco read it at import ("" = platform default).
         elsewhere: backends that work in a fresh process (probed only when this process cannot render).
         errors: backend -> the error it raised.
+        egl_vendor: with the egl backend, whose EGL renders: ``"nvidia"`` (GPU) or ``"mesa"`` (software).
     """
 
     backend: str | None
@@ -76,6 +77,7 @@ class RenderDoctor:
     requested: str = ""
     elsewhere: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
+    egl_vendor: str = ""
 
     @property
     def ok(self) -> bool:
@@ -159,7 +161,9 @@ def doctor(verbose: bool = False, refresh: bool = False) -> RenderDoctor:
             _here = (err is None, err if err is not None else _render_here())
         probe_ok, err = _here
         if probe_ok and err is None:
-            _cache = RenderDoctor(backend=name, message=f"MuJoCo renders offscreen with MUJOCO_GL={name}.", requested=requested)
+            vendor = f" ({_gl.EGL_NOTE})" if name == "egl" and _gl.EGL_NOTE else ""
+            _cache = RenderDoctor(backend=name, message=f"MuJoCo renders offscreen with MUJOCO_GL={name}{vendor}.",
+                                  requested=requested, egl_vendor=_gl.EGL_VENDOR if name == "egl" else "")
         else:
             errors = {name: err or "unknown error"}
             candidates = ("egl", "osmesa") if sys.platform.startswith("linux") else ()
