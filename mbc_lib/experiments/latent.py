@@ -700,6 +700,8 @@ def plot_collapse(curves: CollapseCurves) -> plt.Figure:
         top = ax.secondary_xaxis("top", functions=(lambda b: b / curves.beta_star, lambda r: r * curves.beta_star))
         top.set_xlabel(r"$\beta/\beta^*$ (L2)", fontsize=8)
     ax1.axhline(COLLAPSED_KL, color="0.4", lw=0.8, ls=":")
+    ax1.annotate(f"collapsed below {COLLAPSED_KL:g} nats", (0.99, COLLAPSED_KL), xycoords=("axes fraction", "data"),
+                 ha="right", va="bottom", fontsize=7, color="0.4")
     ax1.set(ylabel="nats", title="what the latent carries: optimum vs trained")
     ax1.set_yscale("symlog", linthresh=0.01)
     ax1.set_ylim(0, 1.2)
