@@ -13,7 +13,7 @@ from mbc_lib import policies, tasks
 from mbc_lib.policies.cvae import gaussian_kl, mmd_imq, sinkhorn_divergence
 from mbc_lib.train import load_checkpoint, save_checkpoint, train
 
-FAMILIES = ["regression", "cvae", "vq", "mixture", "diffusion", "flow"]
+FAMILIES = ["regression", "cvae", "vq", "mixture", "diffusion", "flow", "autoregressive"]
 STOCHASTIC = [f for f in FAMILIES if f != "regression"]
 TINY = dict(width=32, depth=1)
 
@@ -117,6 +117,7 @@ def test_checkpoint_round_trip_gives_identical_samples(name, fitted, tmp_path):
         ("cvae", dict(prior="learned", regularizer="aggregate", aggregate="sinkhorn", decode_from="mean")),
         ("diffusion", dict(prediction="sample", schedule="linear", sampler="ddpm")),
         ("flow", dict(time_sampling="beta", solver="heun")),
+        ("autoregressive", dict(decoder="transformer", offset=False, n_bins=16, temperature=0.8)),
     ],
 )
 def test_checkpoint_round_trip_of_non_default_configs(name, config, fork, tmp_path):

@@ -11,7 +11,7 @@ import torch
 from ..validation import check_seed
 from .base import REGISTRY, Policy, PolicyConfig, register
 from . import regression  # noqa: F401  (registers "regression")
-from . import cvae, diffusion, flow, mixture, vq  # noqa: F401  (register the other families)
+from . import autoregressive, cvae, diffusion, flow, mixture, vq  # noqa: F401  (register the other families)
 
 __all__ = ["make", "families", "Policy", "PolicyConfig", "register", "REGISTRY"]
 
