@@ -4,7 +4,9 @@
 on-device minibatches (index gathers, no DataLoader), with a linear warm-up then
 cosine learning-rate schedule, gradient-norm clipping, an exponential moving
 average (EMA) of the weights, bf16 autocast on CUDA, and a tqdm progress bar.
-Same seed and same device → the same losses, bit for bit.
+Same seed and same device → the same losses, bit for bit; the caller's global random
+generator is left as it was. A loss that turns NaN or infinite stops the run with a
+:class:`NonFiniteLossError` and the last good weights restored.
 
 Checkpoints hold only tensors and plain values, are written atomically and are
 read with ``torch.load(..., weights_only=True)``.
@@ -251,17 +253,25 @@ def train(
         batch_size: samples per step (capped at the dataset size).
         lr, weight_decay: AdamW settings; the learning rate warms up linearly over
             ``warmup`` steps (default 5% of ``steps``) then follows a cosine to 5% of ``lr``.
-        grad_clip: max global gradient norm (``None``: no clipping).
+        grad_clip: max global gradient norm, a finite number > 0 (``None``: no clipping).
         ema_decay: EMA of the weights with decay ``min(ema_decay, (1+t)/(10+t))``;
             at the end the policy carries the EMA weights. ``None`` disables it.
         amp: bf16 autocast when training on CUDA (ignored elsewhere).
-        seed: seeds the initialisation-independent randomness (batches, noise in the loss).
+        seed: seeds the initialisation-independent randomness (batches, noise in the loss): a
+            non-negative integer below 2**63. Torch's global generator is seeded for the run and
+            given back to the caller in the state it was in.
         device: ``"cpu"``, ``"cuda"``, ... (default :func:`select_device`).
         normalize: fit ``policy.normalizer`` to ``dataset`` first (else keep it as is).
         val_dataset: evaluated at every log step (``val_loss`` and ``val_<part>`` entries).
         log_every: steps between records (default ``steps // 20``); losses are read
             back from the device only then.
         progress: show a tqdm bar (default: on unless ``$MBC_PROGRESS=0``).
+
+    Raises ``TypeError``/``ValueError`` naming the argument for bad arguments (before any work),
+    and :class:`NonFiniteLossError` when the loss becomes NaN or infinite: it names the first
+    such step and the likely cause, and the policy is left with the weights it had at the last
+    logged step whose losses were all finite (checked where losses are read back anyway, at
+    each record: no extra host sync per step).
     """
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be an mbc_lib Policy, got {type(policy).__name__}")
