@@ -275,10 +275,10 @@ def measure(model: Model, steps: int, seed: int = 0, profile: str | None = None,
     """Measure ``model`` sampled with ``steps`` steps (bridge mass, Lipschitz estimates, transition
     widths) at the profile's ``n_obs`` observations, with ``n_samples`` samples, ``n_segments`` base
     segments of ``n_points`` points, ``n_jac`` random Jacobian points and up to ``n_transitions``
-    transitions (default ``n_jac``/4; 0 skips them, and L̂ then comes from the other estimates) each.
+    transitions (default ``n_jac``/8; 0 skips them, and L̂ then comes from the other estimates) each.
     Deterministic given ``seed``."""
     b = budget("bridges", profile)
-    n_transitions = max(1, b["n_jac"] // 4) if n_transitions is None else int(n_transitions)
+    n_transitions = max(1, b["n_jac"] // 8) if n_transitions is None else int(n_transitions)
     task, pol = model.task, model.policy
     H, d = task.chunk_len, task.action_dim
     D = H * d
