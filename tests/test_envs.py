@@ -49,7 +49,7 @@ class ExpertChunkPolicy:
 
 
 def test_ids_spaces_and_info():
-    assert set(E.ENV_IDS) == {PATH, PUSH}
+    assert set(E.ENV_IDS) == {PATH, PUSH, "mbc/PushDivider-v0"}  # the divider task: test_env_push_divider.py
     for env_id, obs_dim in ((PATH, 4), (PUSH, 8)):
         env = E.make(env_id)
         assert env.observation_space.shape == (obs_dim,) and env.action_space.shape == (2,)

@@ -12,8 +12,11 @@ batch it was collected in.
 * :class:`PushExpert` — get behind the puck on the line from the chosen bin through the
   puck (walking around the puck if needed), then push along that line, steering
   sideways to keep the contact point centred.
+* :class:`PushDividerExpert` — the same pusher for the divider task, lining up more precisely
+  behind the puck before it pushes, so the puck heads for its bin, clear of the dividers, from
+  the first touch.
 
-Both decide the mode in the very first steps (the heading differs per mode), which is
+All decide the mode in the very first steps (the heading differs per mode), which is
 what makes the demonstrations multimodal *at the start state*. :meth:`Expert.chunks`
 plans each mode's next H actions from any state: the ground-truth modes of the chunk
 distribution there.
@@ -27,9 +30,10 @@ import numpy as np
 
 from .core import Task, as_generator
 from .path_env import PathTask
+from .push_divider_env import PushDividerTask
 from .push_env import PushTask
 
-__all__ = ["Expert", "PathExpert", "PushExpert", "make_expert"]
+__all__ = ["Expert", "PathExpert", "PushExpert", "PushDividerExpert", "make_expert"]
 
 
 def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +243,22 @@ class PushExpert(Expert):
         return np.where(aligned[:, None], v_push, np.where(blocked[:, None], v_around, v_stage))
 
 
+class PushDividerExpert(PushExpert):
+    """Push the puck past the dividers into bin ``mode`` (``mbc/PushDivider-v0``).
+
+    :class:`PushExpert` with a tighter alignment before pushing (within ``push_angle`` = 10° of
+    the line from the bin through the puck, instead of 30°): a push that starts further off that
+    line sends the puck closer to straight ahead, into the divider's tip. The side is chosen
+    when the pusher starts to walk round the puck, before the puck moves.
+    """
+
+    task: PushDividerTask
+
+    def __init__(self, task: PushDividerTask, action_noise: float = 0.0, speed: float | None = None,
+                 push_speed: float = 0.35, standoff: float = 0.025, push_angle: float = 10.0):
+        super().__init__(task, action_noise, speed, push_speed=push_speed, standoff=standoff, push_angle=push_angle)
+
+
 def make_expert(env: str | Task, action_noise: float = 0.0, **kwargs) -> Expert:
     """The scripted expert of a task, from an env id (``K=...`` etc. go to the task) or a Task."""
     from . import make_task
@@ -247,6 +267,8 @@ def make_expert(env: str | Task, action_noise: float = 0.0, **kwargs) -> Expert:
     task = env if isinstance(env, Task) else make_task(env, **{k: kwargs.pop(k) for k in list(kwargs) if k in task_keys})
     if isinstance(task, PathTask):
         return PathExpert(task, action_noise=action_noise, **kwargs)
+    if isinstance(task, PushDividerTask):
+        return PushDividerExpert(task, action_noise=action_noise, **kwargs)
     if isinstance(task, PushTask):
         return PushExpert(task, action_noise=action_noise, **kwargs)
     raise ValueError(f"no scripted expert for task {type(task).__name__}")  # pragma: no cover
