@@ -13,6 +13,7 @@ returns actions in task units while networks see standardised inputs.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 from .validation import check_int, check_real, check_seed
 
-__all__ = ["ChunkDataset", "Normalizer", "chunk_trajectories"]
+__all__ = ["ChunkDataset", "Normalizer", "chunk_trajectories", "label_modes"]
 
 
 def _as_tensor(x, name: str, dtype=torch.float32) -> Tensor:
@@ -52,6 +53,27 @@ def _mode_labels(modes, n: int) -> Tensor:
         raise ValueError(f"modes must be integer labels >= -1 (the mode index, -1 = unknown), got {raw[i].item()} "
                          f"at index {i}; pass whole numbers (cluster or round the labels first)")
     return raw.long()
+
+
+def label_modes(samples: Tensor, centers: Tensor, radius: float | Tensor, present: Tensor | None = None) -> Tensor:
+    """The mode label of each sample: the index of the nearest present centre if the sample lies
+    within that mode's radius, else −1 (off every mode). The one rule behind every mode label in
+    the library (:meth:`mbc_lib.tasks.Task.assign`, :func:`mbc_lib.diagnostics.assign_modes`).
+
+    Args:
+        samples: ``[..., N, D]`` flattened chunks.
+        centers: ``[..., K, D]`` mode centres (same leading axes as ``samples``: one set per observation).
+        radius: ρ, a number or ``[K]`` (one per mode).
+        present: optional ``[..., K]`` booleans; ``False`` marks an absent mode (never assigned).
+    Returns: labels ``[..., N]`` (long) in {−1, 0, …, K−1}.
+    """
+    # exact distances (no ‖x‖² + ‖c‖² − 2x·c shortcut), so a sample on the radius is labelled the same everywhere
+    dist = torch.cdist(samples, centers, compute_mode="donot_use_mm_for_euclid_dist")  # [..., N, K]
+    if present is not None:
+        dist = dist.masked_fill(~present[..., None, :], math.inf)
+    best, label = dist.min(-1)  # [..., N]
+    rho = radius[label] if isinstance(radius, Tensor) and radius.ndim > 0 else radius
+    return torch.where(best <= rho, label, torch.full_like(label, -1))
 
 
 class Normalizer(nn.Module):
@@ -186,13 +208,21 @@ class ChunkDataset:
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[dict[str, Tensor]]:
         """An endless stream of shuffled minibatches (one permutation per epoch, drawn on-device)."""
+        return map(self.batch, self.batch_indices(batch_size, generator))
+
+    def batch_indices(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Tensor]:
+        """The indices behind :meth:`batches`: an endless stream of ``[min(batch_size, N)]`` long
+        tensors on this dataset's device, one random permutation per epoch (drawn on the generator's
+        device) cut into whole batches (the last partial batch of an epoch is dropped)."""
         check_int(batch_size, "batch_size", minimum=1)
-        batch_size = min(batch_size, len(self))
+        return self._batch_indices(min(batch_size, len(self)), generator)
+
+    def _batch_indices(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:
         while True:
             perm = torch.randperm(len(self), generator=generator, device=generator.device if generator else "cpu")
             perm = perm.to(self.device)
             for start in range(0, len(self) - batch_size + 1, batch_size):
-                yield self.batch(perm[start : start + batch_size])
+                yield perm[start : start + batch_size]
 
     def normalizer(self) -> Normalizer:
         """A :class:`Normalizer` fitted to this dataset."""

@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import norm
 
 from .. import theory
+from ..data import label_modes
 
 __all__ = [
     "as_array",
@@ -128,10 +129,8 @@ def assign_modes(samples: Array, centers: Array, radius: float | Array, weights:
     mu, rho, w = _centers_radius(centers, radius, weights)
     if x.shape[1] != mu.shape[1]:
         raise ValueError(f"samples have {x.shape[1]} features per chunk but centers have {mu.shape[1]}")
-    present = np.flatnonzero(w > 0) if w is not None else np.arange(mu.shape[0])
-    dist, idx = cKDTree(mu[present]).query(x)  # nearest present centre, O(N log K)
-    label = present[idx]
-    return np.where(dist <= rho[label], label, -1)
+    present = torch.tensor(w > 0) if w is not None else None
+    return label_modes(torch.tensor(x), torch.tensor(mu), torch.tensor(rho), present).numpy()
 
 
 # ---------------------------------------------------------------------------------------

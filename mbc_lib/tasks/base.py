@@ -20,7 +20,7 @@ import torch
 from scipy.stats import chi2
 from torch import Tensor
 
-from ..data import ChunkDataset
+from ..data import ChunkDataset, label_modes
 from ..validation import check_real, check_seed
 
 __all__ = ["ModeStructure", "Task", "default_radius"]
@@ -176,10 +176,7 @@ class Task:
                 f"got shape {tuple(chunks.shape)}"
             )
         ms = self.modes(obs)
-        dist = torch.cdist(chunks.flatten(2), ms.centers.flatten(2))  # [B, n, K]
-        dist = dist.masked_fill((ms.weights <= 0)[:, None, :], math.inf)
-        best, label = dist.min(-1)  # [B, n]
-        label = torch.where(best <= self.radius, label, torch.full_like(label, -1))
+        label = label_modes(chunks.flatten(2), ms.centers.flatten(2), self.radius, present=ms.weights > 0)  # [B, n]
         return label[:, 0] if single else label
 
     def off_support(self, obs: Tensor, chunks: Tensor) -> float:
