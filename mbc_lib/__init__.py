@@ -15,16 +15,17 @@ from .profiles import budget, profile  # noqa: E402
 __all__ = ["__version__", "budget", "profile", "setup"]
 
 
-def setup(render: bool = False, quiet: bool = False, seed: int = 0) -> dict[str, object]:
+def setup(render: bool = False, quiet: bool = False, seed: int = 0, chapter: int | None = None) -> dict[str, object]:
     """The notebooks' first call: pick the device, report device, profile and seed, set plot style.
 
     Returns ``{"device": ..., "profile": ..., "version": ..., "seed": ...}``; the chapters pass
     ``info["seed"]`` to their experiments. In a notebook it shows one rendered line saying which
     profile, seed and device produced the page's numbers. With ``render=True`` it also checks the
-    MuJoCo rendering backend (robot chapters).
+    MuJoCo rendering backend (robot chapters). With ``chapter`` the line also says how to run that
+    chapter at the ``full`` profile and what it costs (:data:`mbc_lib.profiles.FULL_PROFILE_COST`).
     """
     from .report import in_notebook, provenance_line
-    from .train import env_threads, select_device
+    from .runtime import env_threads, select_device
     from .validation import check_seed
 
     seed = check_seed(seed)
@@ -43,6 +44,10 @@ def setup(render: bool = False, quiet: bool = False, seed: int = 0) -> dict[str,
         info["render"] = doctor(verbose=not quiet).backend or "none"
     if not quiet:
         line = provenance_line(str(info["profile"]), str(info["device"]), seed, __version__)
+        if chapter is not None and info["profile"] != "full":
+            from .profiles import full_profile_note
+
+            line += " " + full_profile_note(chapter)
         if in_notebook():
             from IPython.display import Markdown, display
 

@@ -359,9 +359,9 @@ def test_training_stops_on_a_non_finite_loss_and_restores_the_last_logged_weight
     policy = _policy()
     loss, calls = policy.loss, []
 
-    def poisoned(batch):  # a loss that turns NaN from the 8th step on
+    def poisoned(batch, *args, **kwargs):  # a loss that turns NaN from the 8th step on
         calls.append(1)
-        parts = loss(batch)
+        parts = loss(batch, *args, **kwargs)
         return {k: v * NAN for k, v in parts.items()} if len(calls) >= 8 else parts
 
     policy.loss = poisoned

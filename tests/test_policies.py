@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mbc_lib import policies, tasks
-from mbc_lib.policies.cvae import gaussian_kl, mmd_imq, sinkhorn_divergence
+from mbc_lib.policies.cvae import gaussian_kl_per_dim, mmd_imq, sinkhorn_regularizer
 from mbc_lib.train import load_checkpoint, save_checkpoint, train
 
 FAMILIES = ["regression", "cvae", "vq", "mixture", "diffusion", "flow", "autoregressive"]
@@ -245,8 +245,8 @@ def test_cvae_decode_from_zero_is_deterministic_and_equals_decoder_at_zero(fitte
 def test_cvae_gaussian_kl_closed_form():
     mu_q, lv_q, mu_p, lv_p = torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([math.log(4.0)])
     # KL(N(1,1) ‖ N(0,4)) = ½ (1/4 + 1/4 − 1 + log 4)
-    assert torch.allclose(gaussian_kl(mu_q, lv_q, mu_p, lv_p), torch.tensor([0.5 * (0.5 - 1 + math.log(4))]))
-    assert torch.allclose(gaussian_kl(mu_p, lv_p, mu_p, lv_p), torch.zeros(1))
+    assert torch.allclose(gaussian_kl_per_dim(mu_q, lv_q, mu_p, lv_p), torch.tensor([0.5 * (0.5 - 1 + math.log(4))]))
+    assert torch.allclose(gaussian_kl_per_dim(mu_p, lv_p, mu_p, lv_p), torch.zeros(1))
 
 
 def test_cvae_learned_prior_and_loss_parts(fork):
@@ -279,7 +279,7 @@ def test_aggregate_divergences_see_a_shift():
     assert abs(float(mmd_imq(x, y))) < 0.02 and float(mmd_imq(x, y + 1.0)) > 0.5
     # the debiased Sinkhorn divergence of two 256-point samples of one law is ~0.2 (sampling
     # error); a unit shift in 3-D moves it towards ‖shift‖² = 3
-    assert float(sinkhorn_divergence(x, y, 0.5)) < 0.4 and float(sinkhorn_divergence(x, y + 1.0, 0.5)) > 2.0
+    assert float(sinkhorn_regularizer(x, y, 0.5)) < 0.4 and float(sinkhorn_regularizer(x, y + 1.0, 0.5)) > 2.0
 
 
 def test_cvae_free_bits_and_beta_warmup(fork):

@@ -83,13 +83,14 @@ def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_
 
         KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) = ½ Σ_d [σ_q²/σ_p² + (μ_q − μ_p)²/σ_p² − 1 + log σ_p² − log σ_q²]
 
-    summed over latent dimensions (as ACT does). Prior None → N(0, I).
+    summed over latent dimensions (as ACT does): the sum over the last axis of
+    :func:`mbc_lib.policies.cvae.gaussian_kl_per_dim`, the training loss's per-dimension KL. Prior None → N(0, I).
     """
-    from ..policies.cvae import gaussian_kl as kl_per_dim  # the training loss's KL, one formula for both
+    from ..policies.cvae import gaussian_kl_per_dim  # the training loss's KL, one formula for both
 
     mu_q, logvar_q = _gaussians(mu_q, logvar_q, "posterior")
     mu_p, logvar_p = _prior(mu_p, logvar_p, mu_q)
-    return kl_per_dim(mu_q, logvar_q, mu_p, logvar_p).sum(-1)
+    return gaussian_kl_per_dim(mu_q, logvar_q, mu_p, logvar_p).sum(-1)
 
 
 @dataclass

@@ -134,14 +134,16 @@ class CausalBlock(nn.Module):
 @register("autoregressive")
 class AutoregressivePolicy(Policy):
     Config = AutoregressiveConfig
+    SCALAR_FIELDS = ("offset_weight",)
+    SAMPLING_FIELDS = ("temperature",)
 
     def __init__(self, config: AutoregressiveConfig):
         super().__init__(config)
-        C, Q, n, bb = config.backbone.width, config.n_bins, config.chunk_numel, config.backbone
+        C, Q, chunk_numel, bb = config.backbone.width, config.n_bins, config.chunk_numel, config.backbone
         self.obs_net = ResMLP(config.obs_dim, C, bb)  # s -> conditioning vector added to every position
         self.tok_emb = nn.Embedding(Q + 1, C)  # bins 0..Q−1, and Q = "begin" (the input of position 1)
         self.val_emb = nn.Linear(1, C)  # the previous element's value: tells the network which bins are near
-        self.pos_emb = nn.Parameter(0.02 * torch.randn(n, C))  # one learned vector per token position
+        self.pos_emb = nn.Parameter(0.02 * torch.randn(chunk_numel, C))  # one learned vector per token position
         if config.decoder == "gru":
             self.rnn = nn.GRU(C, C, num_layers=config.layers, batch_first=True,
                               dropout=bb.dropout if config.layers > 1 else 0.0)
@@ -156,17 +158,17 @@ class AutoregressivePolicy(Policy):
 
     # -- tokens (normalised units) ---------------------------------------------------------
     def _tokenize(self, a: Tensor) -> tuple[Tensor, Tensor]:
-        """Chunk ``[B, H, d]`` -> tokens y ``[B, n]`` (long) and in-bin positions u ``[B, n]`` in [−½, ½]."""
+        """Chunk ``[B, H, d]`` -> tokens y ``[B, H·d]`` (long) and in-bin positions u ``[B, H·d]`` in [−½, ½]."""
         cfg = self.config
         R, Q, w = cfg.bin_range, cfg.n_bins, cfg.bin_width
-        x = (a.flatten(1).clamp(-R, R) + R) / w  # time-major, in bin widths from −R, [B, n]
-        y = x.floor().long().clamp_(0, Q - 1)  # [B, n]  (x = Q, i.e. a = R, belongs to the last bin)
+        x = (a.flatten(1).clamp(-R, R) + R) / w  # time-major, in bin widths from −R, [B, H·d]
+        y = x.floor().long().clamp_(0, Q - 1)  # [B, H·d]  (x = Q, i.e. a = R, belongs to the last bin)
         return y, x - y - 0.5
 
     def _detokenize(self, y: Tensor, u: Tensor | None) -> Tensor:
-        """Tokens ``[..., n]`` (and in-bin positions, or ``None`` for the centres) -> values ``[..., n]``."""
+        """Tokens ``[..., H·d]`` (and in-bin positions, or ``None`` for the centres) -> values ``[..., H·d]``."""
         cfg = self.config
-        pos = y.to(self.pos_emb.dtype) + 0.5 + (u if u is not None else 0.0)  # [..., n], in bin widths from −R
+        pos = y.to(self.pos_emb.dtype) + 0.5 + (u if u is not None else 0.0)  # [..., H·d], in bin widths from −R
         return pos * cfg.bin_width - cfg.bin_range
 
     # -- the network -----------------------------------------------------------------------
@@ -198,32 +200,40 @@ class AutoregressivePolicy(Policy):
         return self.tok_emb(y) + self.val_emb(value[..., None])
 
     def _forward(self, s: Tensor, y: Tensor, u: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Teacher forcing: normalised obs ``[B, obs_dim]``, true tokens and in-bin positions ``[B, n]``
-        -> logits and offsets ``[B, n, Q]`` of every position, each from the tokens before it."""
+        """Teacher forcing: normalised obs ``[B, obs_dim]``, true tokens and in-bin positions ``[B, H·d]``
+        -> logits and offsets ``[B, H·d, Q]`` of every position, each from the tokens before it."""
         B = y.shape[0]
-        value = self._detokenize(y, u if self.config.offset else None)  # what sampling feeds back, [B, n]
-        prev_y = torch.cat([y.new_full((B, 1), self.config.n_bins), y[:, :-1]], dim=1)  # y_{i−1} -> y_i, [B, n]
-        prev_v = torch.cat([value.new_zeros(B, 1), value[:, :-1]], dim=1)  # [B, n]
-        x = self._inputs(prev_y, prev_v) + self.pos_emb + self.obs_net(s)[:, None, :]  # [B, n, C]
-        h, _ = self._causal(x)  # [B, n, C]
-        return self._heads(h)  # [B, n, Q], [B, n, Q] | None
+        value = self._detokenize(y, u if self.config.offset else None)  # what sampling feeds back, [B, H·d]
+        prev_y = torch.cat([y.new_full((B, 1), self.config.n_bins), y[:, :-1]], dim=1)  # y_{i−1} -> y_i, [B, H·d]
+        prev_v = torch.cat([value.new_zeros(B, 1), value[:, :-1]], dim=1)  # [B, H·d]
+        x = self._inputs(prev_y, prev_v) + self.pos_emb + self.obs_net(s)[:, None, :]  # [B, H·d, C]
+        h, _ = self._causal(x)  # [B, H·d, C]
+        return self._heads(h)  # [B, H·d, Q], [B, H·d, Q] | None
 
     # -- training ----------------------------------------------------------------------------
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Teacher-forced cross-entropy (+ offset MSE); no randomness: ``generator`` and ``noise`` are unused."""
         cfg = self.config
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
-        y, u = self._tokenize(chunk)  # [B, n], [B, n]
-        logits, offsets = self._forward(obs, y, u)  # [B, n, Q], [B, n, Q] | None
+        y, u = self._tokenize(chunk)  # [B, H·d], [B, H·d]
+        logits, offsets = self._forward(obs, y, u)  # [B, H·d, Q], [B, H·d, Q] | None
         ce = F.cross_entropy(logits.reshape(-1, cfg.n_bins).float(), y.reshape(-1))  # nats per token
         parts = {"ce": ce.detach()}
         loss = ce
         if offsets is not None:  # masked MSE: only the true bin's offset is trained
-            o = offsets.gather(-1, y[..., None])[..., 0].float()  # [B, n]
+            o = offsets.gather(-1, y[..., None])[..., 0].float()  # [B, H·d]
             mse = (o - u).pow(2).mean()  # squared bin widths
-            loss = loss + cfg.offset_weight * mse
+            loss = loss + self.scalar("offset_weight", scalars) * mse
             parts["offset"] = mse.detach()
         clipped = (chunk.abs() > cfg.bin_range).float().mean()  # fraction of elements outside [−R, R]
         return {"loss": loss, **parts, "clipped": clipped}
+
+    @classmethod
+    def unbatchable(cls, config: AutoregressiveConfig) -> str | None:
+        if config.decoder == "gru":
+            return "torch.vmap has no batching rule for the GRU (decoder='transformer' batches)"
+        return super().unbatchable(config)
 
     # -- sampling: one token at a time ---------------------------------------------------------
     @torch.no_grad()
@@ -276,8 +286,8 @@ class AutoregressivePolicy(Policy):
         ``offset=True``; the bin centres otherwise). Its distance to ``chunk`` is the
         quantisation error of the token representation."""
         s, a = self.check_batch({"obs": obs, "chunk": chunk})
-        y, u = self._tokenize(a)  # [B, n]
-        _, offsets = self._forward(s, y, u)  # [B, n, Q] | None
+        y, u = self._tokenize(a)  # [B, H·d]
+        _, offsets = self._forward(s, y, u)  # [B, H·d, Q] | None
         u = offsets.gather(-1, y[..., None])[..., 0].float().clamp(-0.5, 0.5) if offsets is not None else None
         return self.normalizer.unnormalize_actions(self._detokenize(y, u).reshape_as(a))
 
@@ -286,6 +296,6 @@ class AutoregressivePolicy(Policy):
         """log p_θ(y_1..y_n | s) of the chunk's tokens in nats, ``[B]`` (a probability over bins,
         not a density over actions)."""
         s, a = self.check_batch({"obs": obs, "chunk": chunk})
-        y, u = self._tokenize(a)  # [B, n]
-        logits, _ = self._forward(s, y, u)  # [B, n, Q]
+        y, u = self._tokenize(a)  # [B, H·d]
+        logits, _ = self._forward(s, y, u)  # [B, H·d, Q]
         return logits.float().log_softmax(-1).gather(-1, y[..., None])[..., 0].sum(-1)

@@ -2,10 +2,18 @@
 
 A policy is an ``nn.Module`` with
 
-* ``loss(batch) -> {"loss": scalar, <parts>...}`` on a batch from
-  :meth:`mbc_lib.data.ChunkDataset.batch` (raw task units; the policy normalises);
+* ``loss(batch, generator=None) -> {"loss": scalar, <parts>...}`` on a batch from
+  :meth:`mbc_lib.data.ChunkDataset.batch` (raw task units; the policy normalises). Every random
+  number the loss uses (reparameterisation noise, diffusion steps, flow times) comes from
+  ``generator`` (torch's global generator when ``None``), drawn up front by
+  ``loss_noise(batch_size, generator)``; ``loss(batch, noise=...)`` takes those draws instead;
 * ``sample(obs [B, obs_dim], n=1, generator=None) -> [B, n, H, action_dim]`` in task units;
 * a ``config`` dataclass (subclass of :class:`PolicyConfig`) validated on construction.
+
+Because the loss's randomness and its scalar settings (``SCALAR_FIELDS``, e.g. the CVAE's β) can
+be handed in as tensors, one training loop (:func:`mbc_lib.train.train`) runs the *same* ``loss``
+either on one model or under ``torch.vmap`` over the stacked weights of many models
+(``forward`` is ``loss``, so ``torch.func.functional_call`` can call it).
 
 Latent-variable policies add ``encode`` / ``prior``; transport policies
 (diffusion, flow) add ``transport(obs, base_noise) -> chunk``.
@@ -103,7 +111,8 @@ class PolicyConfig:
 
     @property
     def chunk_numel(self) -> int:
-        """n = H · action_dim, the length of a flattened chunk."""
+        """H · action_dim, the length of a flattened chunk (the book's n = H·d_a; in the code ``n``
+        counts samples per observation, as in ``sample(obs, n)``)."""
         return self.chunk_len * self.action_dim
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,9 +150,44 @@ class Policy(nn.Module):
         self.config = config
         self.normalizer = Normalizer(config.obs_dim, config.action_dim)
 
+    #: config fields that may differ between the models of one batched training run: ``loss``
+    #: reads them through :meth:`scalar`, so they can arrive as per-model tensors under vmap
+    SCALAR_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: config fields that only sampling reads: models of one batched run may differ there freely
+    SAMPLING_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     # -- the contract -----------------------------------------------------------
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None,
+             scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        """The training loss and its parts. ``noise`` (default ``loss_noise(B, generator)``) holds every
+        random draw; ``scalars`` overrides :attr:`SCALAR_FIELDS` of the config (batched training)."""
         raise NotImplementedError
+
+    def loss_noise(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Every random draw one ``loss`` call on ``batch_size`` samples makes, from ``generator``
+        (torch's global generator when ``None``), in the order the loss uses them; ``{}`` when the
+        loss is deterministic."""
+        return {}
+
+    def forward(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+                noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The same as :meth:`loss` (the module's call is its training loss, LeRobot's convention):
+        ``torch.func.functional_call`` runs it with another model's weights."""
+        return self.loss(batch, generator, noise=noise, scalars=scalars)
+
+    def scalar(self, name: str, scalars: dict[str, Tensor] | None = None) -> Any:
+        """Config field ``name`` of :attr:`SCALAR_FIELDS`: this model's value from ``scalars`` in a
+        batched run (a tensor), else the config's (a Python number)."""
+        return scalars[name] if scalars is not None and name in scalars else getattr(self.config, name)
+
+    @classmethod
+    def unbatchable(cls, config: PolicyConfig) -> str | None:
+        """Why this family's loss with ``config`` cannot run under ``torch.vmap`` over stacked
+        weights (so such policies are trained one by one), or ``None``."""
+        if config.backbone.dropout > 0:
+            return "backbone dropout > 0 (dropout draws its own noise, not reproduced per model)"
+        return None
 
     def sample(self, obs: Tensor, n: int = 1, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -195,7 +239,7 @@ class Policy(nn.Module):
             raise ValueError(f"steps (sampling steps) must be an integer >= 1, got {steps!r}")
         return steps
 
-    # -- randomness for sampling: everything comes from ``generator`` when given ---------
+    # -- randomness for the loss and for sampling: everything comes from ``generator`` when given ---------
     # The noise is drawn on the generator's own device and then moved, so a CPU generator
     # also drives a policy on CUDA, and the same seed gives the same numbers on one device.
     def randn(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
@@ -207,6 +251,11 @@ class Policy(nn.Module):
         """Uniform noise on ``[0, 1)``, ``[*shape]``, on the policy's device."""
         device = generator.device if generator is not None else self.device
         return torch.rand(shape, generator=generator, device=device).to(self.device)
+
+    def randint(self, low: int, high: int, *shape: int, generator: torch.Generator | None = None) -> Tensor:
+        """Integers uniform on ``[low, high)``, ``[*shape]`` (long), on the policy's device."""
+        device = generator.device if generator is not None else self.device
+        return torch.randint(low, high, shape, generator=generator, device=device).to(self.device)
 
     def categorical(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One index per row of ``logits [..., K]`` drawn from softmax(logits), ``[...]`` (long).

@@ -35,7 +35,7 @@ from torch import Tensor
 from ..nets import ResMLP
 from .base import Policy, PolicyConfig, register
 
-__all__ = ["CVAEConfig", "CVAEPolicy", "gaussian_kl", "mmd_imq", "sinkhorn_divergence"]
+__all__ = ["CVAEConfig", "CVAEPolicy", "gaussian_kl_per_dim", "mmd_imq", "sinkhorn_regularizer"]
 
 
 @dataclass
@@ -76,8 +76,9 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 # -- divergences -----------------------------------------------------------------------
-def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
-    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per dimension (nats), elementwise over ``[..., dz]``:
+def gaussian_kl_per_dim(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
+    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per dimension (nats), elementwise over ``[..., dz]`` (sum
+    over the last axis for the KL between the diagonal Gaussians):
     ½ [ (σ_q² + (μ_q − μ_p)²) / σ_p² − 1 + log σ_p² − log σ_q² ]."""
     return 0.5 * ((logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0 + logvar_p - logvar_q)
 
@@ -89,21 +90,22 @@ def mmd_imq(x: Tensor, y: Tensor) -> Tensor:
 
     WAE's kernel (2D is the expected ‖u − v‖² under N(0, I_D); the sum over scales keeps
     gradients alive at every distance). Can be slightly negative (unbiased estimator)."""
-    n = x.shape[0]
+    N = x.shape[0]
     xy = torch.cat([x, y])  # [2N, D]
     d2 = torch.cdist(xy, xy).pow(2)  # [2N, 2N]
     k = sum(c / (c + d2) for c in (2.0 * x.shape[1] * s for s in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)))
-    off = 1.0 - torch.eye(n, device=x.device)  # drop the i = j terms of the U-statistic
-    kxx = (k[:n, :n] * off).sum() / (n * (n - 1))
-    kyy = (k[n:, n:] * off).sum() / (n * (n - 1))
-    kxy = k[:n, n:].mean()
+    off = 1.0 - torch.eye(N, device=x.device)  # drop the i = j terms of the U-statistic
+    kxx = (k[:N, :N] * off).sum() / (N * (N - 1))
+    kyy = (k[N:, N:] * off).sum() / (N * (N - 1))
+    kxy = k[:N, N:].mean()
     return kxx + kyy - 2.0 * kxy
 
 
-def sinkhorn_divergence(x: Tensor, y: Tensor, eps: float) -> Tensor:
-    """Debiased Sinkhorn divergence S_ε = OT_ε(x, y) − ½OT_ε(x, x) − ½OT_ε(y, y) between the
-    empirical measures of ``x, y [N, D]`` with squared-Euclidean cost (POT's solver;
-    gradients by the envelope theorem, i.e. through the optimal dual potentials)."""
+def sinkhorn_regularizer(x: Tensor, y: Tensor, eps: float) -> Tensor:
+    """The training penalty: debiased Sinkhorn divergence S_ε = OT_ε(x, y) − ½OT_ε(x, x) − ½OT_ε(y, y)
+    between the empirical measures of ``x, y [N, D]`` with squared-Euclidean cost, differentiable
+    (POT's solver on torch tensors; gradients by the envelope theorem, i.e. through the optimal
+    dual potentials). The measurement on samples is :func:`mbc_lib.diagnostics.sinkhorn_distance`."""
     from ..pot import import_pot  # imported here so the rest of the library does not need POT
 
     ot = import_pot()
@@ -114,18 +116,35 @@ def sinkhorn_divergence(x: Tensor, y: Tensor, eps: float) -> Tensor:
     return res.value
 
 
+def _free_bits(kl_dims: Tensor, kl: Tensor, free_bits: float | Tensor) -> Tensor:
+    """The KL term with free bits: Σ_j max(free_bits, batch-mean KL_j) when free_bits > 0 (each
+    latent dim may carry ``free_bits`` nats at no cost), else the KL ``kl`` itself."""
+    if isinstance(free_bits, Tensor):  # one value per model in a batched run: both branches, then select
+        return torch.where(free_bits > 0, kl_dims.mean(0).clamp_min(free_bits).sum(), kl)
+    return kl_dims.mean(0).clamp_min(free_bits).sum() if free_bits > 0 else kl
+
+
+def _warmed_up(beta: float | Tensor, warmup: int | Tensor, step: Tensor) -> float | Tensor:
+    """β · min(1, step / warm-up), or β when warm-up = 0; kept on the device (no host sync)."""
+    if isinstance(warmup, Tensor):  # one value per model in a batched run
+        return torch.where(warmup > 0, beta * (step.float() / warmup.clamp_min(1)).clamp(max=1.0), beta)
+    return beta * (step.float() / warmup).clamp(max=1.0) if warmup > 0 else beta
+
+
 # -- the policy --------------------------------------------------------------------------
 @register("cvae")
 class CVAEPolicy(Policy):
     Config = CVAEConfig
+    SCALAR_FIELDS = ("beta", "free_bits", "beta_warmup", "agg_weight")
+    SAMPLING_FIELDS = ("decode_from",)
 
     def __init__(self, config: CVAEConfig):
         super().__init__(config)
-        n, dz, bb = config.chunk_numel, config.latent_dim, config.backbone
+        chunk_numel, dz, bb = config.chunk_numel, config.latent_dim, config.backbone
         # ACT's encoder is a transformer over [CLS, joints, a_1..a_H]; an MLP over the
         # flattened chunk is the same function class for these small chunks.
-        self.encoder = ResMLP(config.obs_dim + n, 2 * dz, bb)  # (s, a) -> (μ_q, log σ_q²)
-        self.decoder = ResMLP(config.obs_dim + dz, n, bb)  # (s, z) -> chunk
+        self.encoder = ResMLP(config.obs_dim + chunk_numel, 2 * dz, bb)  # (s, a) -> (μ_q, log σ_q²)
+        self.decoder = ResMLP(config.obs_dim + dz, chunk_numel, bb)  # (s, z) -> chunk
         self.prior_net = ResMLP(config.obs_dim, 2 * dz, bb) if config.prior == "learned" else None
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # training steps, for β warm-up
 
@@ -160,7 +179,7 @@ class CVAEPolicy(Policy):
     def kl(self, obs: Tensor, chunk: Tensor) -> Tensor:
         """Per-sample KL(q_φ(·|s,a) ‖ p(·|s)) in nats, summed over latent dims: ``[B]``."""
         s, a = self.check_batch({"obs": obs, "chunk": chunk})
-        return gaussian_kl(*self._encode(s, a), *self._prior(s)).sum(-1)
+        return gaussian_kl_per_dim(*self._encode(s, a), *self._prior(s)).sum(-1)
 
     def decode(self, obs: Tensor, z: Tensor) -> Tensor:
         """D(s, z): ``obs [B, obs_dim]`` (task units), ``z [B, dz]`` -> chunk ``[B, H, d]`` (task units)."""
@@ -175,33 +194,41 @@ class CVAEPolicy(Policy):
         return float(cfg.beta) * min(1.0, int(self.step) / cfg.beta_warmup)
 
     # -- training ---------------------------------------------------------------------------
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss_noise(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """ε for z = μ_q + σ_q ε, and with the aggregate regulariser ε' for z' ~ p(·|s): ``[B, dz]`` each."""
+        dz = self.config.latent_dim
+        noise = {"eps_q": self.randn(batch_size, dz, generator=generator)}
+        if self.config.regularizer == "aggregate":
+            noise["eps_p"] = self.randn(batch_size, dz, generator=generator)
+        return noise
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         cfg = self.config
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
+        noise = self.loss_noise(obs.shape[0], generator) if noise is None else noise
         mu_q, logvar_q = self._encode(obs, chunk)  # [B, dz] each
-        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)  # reparameterised z ~ q, [B, dz]
+        z = mu_q + (0.5 * logvar_q).exp() * noise["eps_q"].to(mu_q.dtype)  # reparameterised z ~ q, [B, dz]
         recon_chunk = self._decode(obs, z)  # [B, H, d]
         err = recon_chunk - chunk
         recon = err.abs().mean() if cfg.recon == "l1" else err.pow(2).mean()  # mean over B·H·d
 
         mu_p, logvar_p = self._prior(obs)  # [B, dz] each
-        kl_dims = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)  # [B, dz]
+        kl_dims = gaussian_kl_per_dim(mu_q, logvar_q, mu_p, logvar_p)  # [B, dz]
         kl = kl_dims.sum(-1).mean()  # E_batch Σ_j KL_j, nats per sample
         if cfg.regularizer == "kl":
-            # free bits: each latent dim may carry `free_bits` nats (batch mean) at no cost
-            reg = kl_dims.mean(0).clamp_min(cfg.free_bits).sum() if cfg.free_bits > 0 else kl
-            weight = cfg.beta
-            if cfg.beta_warmup > 0:  # β · min(1, step / warm-up), kept on the device (no host sync)
-                weight = cfg.beta * (self.step.float() / cfg.beta_warmup).clamp(max=1.0)
+            reg = _free_bits(kl_dims, kl, self.scalar("free_bits", scalars))
+            weight = _warmed_up(self.scalar("beta", scalars), self.scalar("beta_warmup", scalars), self.step)
         else:
-            z_p = mu_p + (0.5 * logvar_p).exp() * torch.randn_like(mu_p)  # z' ~ p(·|s), [B, dz]
+            z_p = mu_p + (0.5 * logvar_p).exp() * noise["eps_p"].to(mu_p.dtype)  # z' ~ p(·|s), [B, dz]
             joint_q = torch.cat([obs, z], dim=-1)  # (s, z ~ q), [B, obs_dim + dz]
             joint_p = torch.cat([obs, z_p], dim=-1)  # (s, z' ~ p), [B, obs_dim + dz]
             if cfg.aggregate == "mmd":
                 reg = mmd_imq(joint_q, joint_p)
             else:
-                reg = sinkhorn_divergence(joint_q, joint_p, cfg.sinkhorn_eps)
-            weight = float(cfg.agg_weight)
+                reg = sinkhorn_regularizer(joint_q, joint_p, cfg.sinkhorn_eps)
+            weight = self.scalar("agg_weight", scalars)
+            weight = float(weight) if not isinstance(weight, Tensor) else weight
         if self.training and torch.is_grad_enabled():
             self.step += 1
         loss = recon + weight * reg
@@ -209,6 +236,12 @@ class CVAEPolicy(Policy):
         if cfg.regularizer == "aggregate":
             parts[cfg.aggregate] = reg.detach()
         return parts
+
+    @classmethod
+    def unbatchable(cls, config: CVAEConfig) -> str | None:
+        if config.regularizer == "aggregate" and config.aggregate == "sinkhorn":
+            return "the Sinkhorn regulariser runs POT's solver, which torch.vmap cannot trace"
+        return super().unbatchable(config)
 
     # -- sampling ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -86,6 +86,7 @@ def alpha_bar_schedule(T: int, schedule: str = "cosine") -> Tensor:
 @register("diffusion")
 class DiffusionPolicy(Policy):
     Config = DiffusionConfig
+    SAMPLING_FIELDS = ("sampler", "steps", "clip_sample")
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
@@ -94,12 +95,12 @@ class DiffusionPolicy(Policy):
 
     # -- the network, read as both parameterisations ------------------------------------
     def _predict(self, obs: Tensor, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-        """(ε̂, x̂₀), each ``[B, n]``, from obs ``[B, obs_dim]``, x_k ``[B, n]``, step k ``[B]`` (long).
+        """(ε̂, x̂₀), each ``[B, H·d]``, from obs ``[B, obs_dim]``, x_k ``[B, H·d]``, step k ``[B]`` (long).
 
         With ε-prediction x̂₀ = (x_k − √(1−ᾱ_k) ε̂)/√ᾱ_k divides by √ᾱ_T ≈ 5e-4 at the first
         step, so tiny errors in ε̂ become huge x̂₀: like Diffusion Policy we clamp x̂₀ to
         the data range (``clip_sample``) and recompute the ε̂ that agrees with it."""
-        out = self.net(torch.cat([obs, x], dim=-1), k.float() / self.config.num_train_steps)  # [B, n]
+        out = self.net(torch.cat([obs, x], dim=-1), k.float() / self.config.num_train_steps)  # [B, H·d]
         ab = self.alpha_bar[k][:, None]  # ᾱ_k, [B, 1]
         x0 = (x - (1 - ab).sqrt() * out) / ab.sqrt() if self.config.prediction == "epsilon" else out
         if self.config.clip_sample > 0:
@@ -108,15 +109,22 @@ class DiffusionPolicy(Policy):
         return eps, x0
 
     # -- training -------------------------------------------------------------------------
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss_noise(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The noise level k ~ U{1..T} ``[B]`` (long) and the noise ε ``[B, H·d]`` of each sample."""
+        k = self.randint(1, self.config.num_train_steps + 1, batch_size, generator=generator)  # [B]
+        eps = self.randn(batch_size, self.config.chunk_numel, generator=generator)  # [B, H·d]
+        return {"k": k, "eps": eps}
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
-        x0 = chunk.flatten(1)  # [B, n]
-        B, T = x0.shape[0], self.config.num_train_steps
-        k = torch.randint(1, T + 1, (B,), device=x0.device)  # noise level per sample, [B]
-        eps = torch.randn_like(x0)  # [B, n]
+        noise = self.loss_noise(obs.shape[0], generator) if noise is None else noise
+        x0 = chunk.flatten(1)  # [B, H·d]
+        T = self.config.num_train_steps
+        k, eps = noise["k"], noise["eps"]  # noise level per sample [B], noise [B, H·d]
         ab = self.alpha_bar[k][:, None]  # [B, 1]
-        x_k = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # forward process, [B, n]
-        out = self.net(torch.cat([obs, x_k], dim=-1), k.float() / T)  # [B, n]
+        x_k = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # forward process, [B, H·d]
+        out = self.net(torch.cat([obs, x_k], dim=-1), k.float() / T)  # [B, H·d]
         target = eps if self.config.prediction == "epsilon" else x0
         mse = (out - target).pow(2).mean()
         return {"loss": mse, "mse": mse.detach()}
@@ -133,16 +141,16 @@ class DiffusionPolicy(Policy):
     def _denoise(
         self, obs: Tensor, x: Tensor, steps: int | None, eta: float, generator: torch.Generator | None
     ) -> Tensor:
-        """Run the sampler from x_T = ``x [B, n]`` (normalised) to x₀ ``[B, n]``."""
+        """Run the sampler from x_T = ``x [B, H·d]`` (normalised) to x₀ ``[B, H·d]``."""
         ks = self.timesteps(steps)
         # the step indices, allocated once (no per-step host scalars: CUDA-graph friendly), [S, B]
         kks = torch.tensor(ks[:-1], device=x.device, dtype=torch.long)[:, None].expand(len(ks) - 1, x.shape[0])
         for i, (k, k_prev) in enumerate(zip(ks[:-1], ks[1:])):
             kk = kks[i]  # [B]
-            eps, x0 = self._predict(obs, x, kk)  # [B, n] each
+            eps, x0 = self._predict(obs, x, kk)  # [B, H·d] each
             ab, ab_prev = self.alpha_bar[k], self.alpha_bar[k_prev]
             sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp_min(0).sqrt() * eps  # [B, n]
+            x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp_min(0).sqrt() * eps  # [B, H·d]
             if eta > 0 and k_prev > 0:
                 x = x + sigma * self.randn(*x.shape, generator=generator)
         return x
@@ -183,5 +191,5 @@ class DiffusionPolicy(Policy):
                 f"base_noise must be [B={s.shape[0]}, H={cfg.chunk_len}, d={cfg.action_dim}], "
                 f"got shape {tuple(base_noise.shape)}"
             )
-        x0 = self._denoise(s, base_noise.to(s).flatten(1), steps, 0.0, None)  # [B, n]
+        x0 = self._denoise(s, base_noise.to(s).flatten(1), steps, 0.0, None)  # [B, H·d]
         return self.normalizer.unnormalize_actions(x0.reshape_as(base_noise))

@@ -10,8 +10,9 @@ and the network regresses that velocity (conditional flow matching):
     L = E_{s, a, x₀, t} ‖v_θ(s, x_t, t) − (x₁ − x₀)‖²,   mean over the H·d elements.
 
 Time sampling: ``"uniform"`` t ~ U[0, 1], or ``"beta"``, π0's schedule, which favours
-the noisy end: t = s·(1 − u), u ~ Beta(1.5, 1), s = 0.999. (π0 writes the path the other
-way round, τ = 1 − t, so its "p(τ) = Beta((s − τ)/s; 1.5, 1)" is this with τ ↔ t.)
+the noisy end: t = s·(1 − u), u ~ Beta(1.5, 1), s = 0.999, drawn by inverting Beta(1.5, 1)'s
+CDF u^1.5: u = v^(2/3), v ~ U[0, 1). (π0 writes the path the other way round, τ = 1 − t, so
+its "p(τ) = Beta((s − τ)/s; 1.5, 1)" is this with τ ↔ t.)
 
 Sampling integrates the ODE dx/dt = v_θ(s, x, t) from x₀ ~ N(0, I) at t = 0 to t = 1 in
 ``steps`` equal steps, with Euler (1 network call per step) or Heun (2 calls, 2nd order).
@@ -49,34 +50,38 @@ class FlowConfig(PolicyConfig):
 @register("flow")
 class FlowPolicy(Policy):
     Config = FlowConfig
+    SAMPLING_FIELDS = ("solver", "steps")
 
     def __init__(self, config: FlowConfig):
         super().__init__(config)
         self.net = ResMLP(config.obs_dim + config.chunk_numel, config.chunk_numel, config.backbone, time_input=True)
 
     def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
-        """v_θ(s, x_t, t): normalised obs ``[B, obs_dim]``, x_t ``[B, n]``, t ``[B]`` -> ``[B, n]``."""
+        """v_θ(s, x_t, t): normalised obs ``[B, obs_dim]``, x_t ``[B, H·d]``, t ``[B]`` -> ``[B, H·d]``."""
         return self.net(torch.cat([obs, x], dim=-1), t)
 
     # -- training -------------------------------------------------------------------------
-    def _sample_time(self, B: int, device: torch.device) -> Tensor:
+    def loss_noise(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The base noise x₀ ``[B, H·d]`` and the path times t ``[B]``."""
+        x0 = self.randn(batch_size, self.config.chunk_numel, generator=generator)  # [B, H·d]
+        v = self.rand(batch_size, generator=generator)  # [B]
         if self.config.time_sampling == "uniform":
-            return torch.rand(B, device=device)  # [B]
-        u = torch.distributions.Beta(torch.tensor(1.5, device=device), torch.tensor(1.0, device=device))
-        return 0.999 * (1.0 - u.sample((B,)))  # [B], mass near t = 0 (noise)
+            return {"x0": x0, "t": v}
+        return {"x0": x0, "t": 0.999 * (1.0 - v.pow(2.0 / 3.0))}  # u = v^(2/3) ~ Beta(1.5, 1): mass near t = 0
 
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
-        x1 = chunk.flatten(1)  # data, [B, n]
-        x0 = torch.randn_like(x1)  # noise, [B, n]
-        t = self._sample_time(x1.shape[0], x1.device)  # [B]
-        x_t = (1 - t[:, None]) * x0 + t[:, None] * x1  # point on the straight path, [B, n]
+        noise = self.loss_noise(obs.shape[0], generator) if noise is None else noise
+        x1 = chunk.flatten(1)  # data, [B, H·d]
+        x0, t = noise["x0"], noise["t"]  # noise [B, H·d], times [B]
+        x_t = (1 - t[:, None]) * x0 + t[:, None] * x1  # point on the straight path, [B, H·d]
         mse = (self.velocity(obs, x_t, t) - (x1 - x0)).pow(2).mean()
         return {"loss": mse, "mse": mse.detach()}
 
     # -- sampling: integrate dx/dt = v from t = 0 to 1 ------------------------------------
     def _integrate(self, obs: Tensor, x: Tensor, steps: int | None, solver: str | None) -> Tensor:
-        """ODE solve from x₀ = ``x [B, n]`` to x₁ ``[B, n]`` (normalised units)."""
+        """ODE solve from x₀ = ``x [B, H·d]`` to x₁ ``[B, H·d]`` (normalised units)."""
         S = self.check_steps(steps, self.config.steps)
         solver = solver or self.config.solver
         if solver not in ("euler", "heun"):
@@ -86,7 +91,7 @@ class FlowPolicy(Policy):
         grid = torch.tensor([i * dt for i in range(S)], device=x.device)[:, None].expand(S, x.shape[0])
         for i in range(S):
             t = grid[i]  # [B]
-            v = self.velocity(obs, x, t)  # [B, n]
+            v = self.velocity(obs, x, t)  # [B, H·d]
             if solver == "euler":
                 x = x + dt * v
             else:  # Heun: average the slope at both ends of the Euler step
@@ -111,8 +116,8 @@ class FlowPolicy(Policy):
         cfg = self.config
         s = self.normalizer.normalize_obs(self.check_obs(obs))  # [B, obs_dim]
         B = s.shape[0]
-        x0 = self.randn(B, n, cfg.chunk_numel, generator=generator).reshape(B * n, -1)  # [B*n, n_a]
-        x1 = self._integrate(s.repeat_interleave(n, 0), x0, steps, solver)  # [B*n, n_a]
+        x0 = self.randn(B, n, cfg.chunk_numel, generator=generator).reshape(B * n, -1)  # [B*n, H·d]
+        x1 = self._integrate(s.repeat_interleave(n, 0), x0, steps, solver)  # [B*n, H·d]
         return self.normalizer.unnormalize_actions(x1.reshape(B, n, cfg.chunk_len, cfg.action_dim))
 
     def transport(self, obs: Tensor, base_noise: Tensor, steps: int | None = None, solver: str | None = None) -> Tensor:
@@ -126,5 +131,5 @@ class FlowPolicy(Policy):
                 f"base_noise must be [B={s.shape[0]}, H={cfg.chunk_len}, d={cfg.action_dim}], "
                 f"got shape {tuple(base_noise.shape)}"
             )
-        x1 = self._integrate(s, base_noise.to(s).flatten(1), steps, solver)  # [B, n]
+        x1 = self._integrate(s, base_noise.to(s).flatten(1), steps, solver)  # [B, H·d]
         return self.normalizer.unnormalize_actions(x1.reshape_as(base_noise))

@@ -48,20 +48,24 @@ class MixtureConfig(PolicyConfig):
 @register("mixture")
 class MixturePolicy(Policy):
     Config = MixtureConfig
+    SCALAR_FIELDS = ("min_std",)
+    SAMPLING_FIELDS = ("std_scale",)
 
     def __init__(self, config: MixtureConfig):
         super().__init__(config)
-        K, n = config.num_components, config.chunk_numel
-        self.net = ResMLP(config.obs_dim, K * (1 + 2 * n), config.backbone)  # s -> (w, μ, raw σ)
+        K, chunk_numel = config.num_components, config.chunk_numel
+        self.net = ResMLP(config.obs_dim, K * (1 + 2 * chunk_numel), config.backbone)  # s -> (w, μ, raw σ)
 
-    def _params(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Normalised obs ``[B, obs_dim]`` -> log π ``[B, K]``, μ ``[B, K, n]``, σ ``[B, K, n]``."""
-        K, n = self.config.num_components, self.config.chunk_numel
-        out = self.net(obs)  # [B, K(1 + 2n)]
-        logits, mu, raw_std = out.split([K, K * n, K * n], dim=-1)
+    def _params(self, obs: Tensor, min_std: float | Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Normalised obs ``[B, obs_dim]`` -> log π ``[B, K]``, μ ``[B, K, H·d]``, σ ``[B, K, H·d]``
+        (σ floored at ``min_std``, default the config's)."""
+        min_std = self.config.min_std if min_std is None else min_std
+        K, chunk_numel = self.config.num_components, self.config.chunk_numel
+        out = self.net(obs)  # [B, K(1 + 2·H·d)]
+        logits, mu, raw_std = out.split([K, K * chunk_numel, K * chunk_numel], dim=-1)
         log_pi = logits.log_softmax(-1)  # [B, K]
-        mu = mu.reshape(-1, K, n)  # [B, K, n]
-        std = F.softplus(raw_std.reshape(-1, K, n)) + self.config.min_std  # [B, K, n]
+        mu = mu.reshape(-1, K, chunk_numel)  # [B, K, H·d]
+        std = F.softplus(raw_std.reshape(-1, K, chunk_numel)) + min_std  # [B, K, H·d]
         return log_pi, mu, std
 
     def mixture(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -76,16 +80,19 @@ class MixturePolicy(Policy):
         s, a = self.check_batch({"obs": obs, "chunk": chunk})
         return self._log_prob(s, a)
 
-    def _log_prob(self, obs: Tensor, chunk: Tensor) -> Tensor:
-        log_pi, mu, std = self._params(obs)  # [B, K], [B, K, n], [B, K, n]
-        a = chunk.flatten(1)[:, None, :]  # [B, 1, n]
-        z = (a - mu) / std  # [B, K, n]
-        log_normal = -0.5 * z.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)  # [B, K, n]
+    def _log_prob(self, obs: Tensor, chunk: Tensor, min_std: float | Tensor | None = None) -> Tensor:
+        log_pi, mu, std = self._params(obs, min_std)  # [B, K], [B, K, H·d], [B, K, H·d]
+        a = chunk.flatten(1)[:, None, :]  # [B, 1, H·d]
+        z = (a - mu) / std  # [B, K, H·d]
+        log_normal = -0.5 * z.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)  # [B, K, H·d]
         return torch.logsumexp(log_pi + log_normal.sum(-1), dim=-1)  # [B]
 
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The negative log-likelihood (no randomness: ``generator`` and ``noise`` are unused)."""
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
-        nll = -self._log_prob(obs, chunk).mean() / self.config.chunk_numel  # nats per element
+        log_p = self._log_prob(obs, chunk, self.scalar("min_std", scalars))  # [B]
+        nll = -log_p.mean() / self.config.chunk_numel  # nats per element
         return {"loss": nll, "nll": nll.detach()}
 
     @torch.no_grad()
@@ -94,10 +101,10 @@ class MixturePolicy(Policy):
         n = self.check_n(n)
         cfg = self.config
         log_pi, mu, std = self._params(self.normalizer.normalize_obs(self.check_obs(obs)))
-        B, K, m = mu.shape  # m = H·d
+        B, K, chunk_numel = mu.shape
         k = self.categorical(log_pi[:, None, :].expand(B, n, K), generator)  # component per sample, [B, n]
-        eps = self.randn(B, n, m, generator=generator)  # [B, n, m]
-        idx = k[..., None].expand(B, n, m)  # [B, n, m]
-        a = mu.gather(1, idx) + cfg.std_scale * std.gather(1, idx) * eps  # [B, n, m]
+        eps = self.randn(B, n, chunk_numel, generator=generator)  # [B, n, H·d]
+        idx = k[..., None].expand(B, n, chunk_numel)  # [B, n, H·d]
+        a = mu.gather(1, idx) + cfg.std_scale * std.gather(1, idx) * eps  # [B, n, H·d]
         a = a.reshape(B, n, cfg.chunk_len, cfg.action_dim)  # [B, n, H, d]
         return self.normalizer.unnormalize_actions(a)

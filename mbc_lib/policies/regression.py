@@ -42,7 +42,9 @@ class RegressionPolicy(Policy):
         out = out.reshape(-1, self.config.chunk_len, self.config.action_dim)  # [B, H, d]
         return self.normalizer.unnormalize_actions(out)
 
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The L2/L1 regression error (no randomness: ``generator`` and ``noise`` are unused)."""
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
         pred = self.net(obs).reshape_as(chunk)
         err = pred - chunk

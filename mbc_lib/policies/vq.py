@@ -58,10 +58,10 @@ class VQPolicy(Policy):
 
     def __init__(self, config: VQConfig):
         super().__init__(config)
-        K, D, n, bb = config.num_codes, config.code_dim, config.chunk_numel, config.backbone
-        self.encoder = ResMLP(config.obs_dim + n, D, bb)  # (s, a) -> e
+        K, D, chunk_numel, bb = config.num_codes, config.code_dim, config.chunk_numel, config.backbone
+        self.encoder = ResMLP(config.obs_dim + chunk_numel, D, bb)  # (s, a) -> e
         self.codebook = nn.Parameter(torch.randn(K, D))  # c_k, [K, D]
-        self.decoder = ResMLP(config.obs_dim + D, n, bb)  # (s, c) -> chunk
+        self.decoder = ResMLP(config.obs_dim + D, chunk_numel, bb)  # (s, c) -> chunk
         self.prior_net = ResMLP(config.obs_dim, K, bb)  # s -> logits of p_ψ(k|s)
         self.register_buffer("unused_for", torch.zeros(K, dtype=torch.long))  # steps since each code was used
 
@@ -100,21 +100,25 @@ class VQPolicy(Policy):
 
     # -- training -----------------------------------------------------------------------------
     @torch.no_grad()
-    def _restart_dead_codes(self, e: Tensor) -> None:
-        """Move codes unused for ``dead_code_after`` steps onto random encodings ``e [B, D]``."""
+    def _restart_dead_codes(self, e: Tensor, generator: torch.Generator | None) -> None:
+        """Move codes unused for ``dead_code_after`` steps onto random encodings ``e [B, D]``
+        (drawn from ``generator``)."""
         dead = (self.unused_for >= self.config.dead_code_after).nonzero().flatten()
         if len(dead):
-            pick = torch.randint(0, e.shape[0], (len(dead),), device=e.device)
+            pick = self.randint(0, e.shape[0], len(dead), generator=generator)
             self.codebook[dead] = e[pick].to(self.codebook.dtype)  # e is bf16 under CUDA autocast
             self.unused_for[dead] = 0
 
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, *,
+             noise: dict[str, Tensor] | None = None, scalars: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The VQ objective. Its only randomness, the encodings that restart dead codes, is drawn
+        from ``generator`` inside the loss (how many depends on the batch), so ``noise`` is unused."""
         cfg = self.config
         obs, chunk = self.check_batch(batch)  # normalised [B, obs_dim], [B, H, d]
         e = self._embed(obs, chunk)  # [B, D]
         updating = self.training and torch.is_grad_enabled()
         if updating and cfg.dead_code_after > 0:
-            self._restart_dead_codes(e.detach())
+            self._restart_dead_codes(e.detach(), generator)
         k = self._nearest(e)  # [B]
         c = self.codebook[k]  # [B, D]
         if updating:  # bookkeeping for dead-code restarts
@@ -138,6 +142,11 @@ class VQPolicy(Policy):
             "kl": prior_ce.detach(),
             "perplexity": perplexity,
         }
+
+    @classmethod
+    def unbatchable(cls, config: VQConfig) -> str | None:
+        return ("its loss rewrites the codebook in place (dead-code restarts, usage counters), with a "
+                "batch-dependent number of random draws")
 
     # -- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
