@@ -137,6 +137,31 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+#: What the ``full`` profile costs per chapter, as measured on this project's machines (an H200 lent in
+#: session 3; a 2-core CPU in sessions 3–4) or estimated from measured per-step times where a chapter
+#: has not run to the end. `make full-gpu` remeasures it on a GPU.
+FULL_PROFILE_COST: dict[int, str] = {
+    1: "about 3 min on a GPU (estimated); 10–14 min on 2 CPU cores (measured)",
+    2: "under a minute on a GPU (23 s measured on an H200) or a CPU",
+    3: "about 2–3 min on a GPU (2.3 min measured on an H200, sharing it)",
+    4: "about 7 min on a GPU (estimated); 38 min on 2 CPU cores (measured)",
+    5: "a few minutes on a GPU (estimated); 10–14 min on 2 CPU cores (measured)",
+    6: "3–4 min on a GPU (estimated); hours on a CPU",
+    7: "about 12 min on a GPU (estimated); hours on a CPU",
+    8: "7–8 min on a GPU (estimated); 35 min on 2 CPU cores (measured)",
+    9: "2–3 min on a GPU (estimated); 10–14 min on 2 CPU cores (measured)",
+    10: "not yet measured; sized for a GPU",
+    11: "the time of chapters 7–9 at full unless their tables are cached (it reads them back)",
+}
+
+
+def full_profile_note(chapter: int) -> str:
+    """One sentence for a chapter's first cell: how to opt into ``full`` and what it costs there."""
+    cost = FULL_PROFILE_COST.get(chapter, "not yet measured; sized for a GPU")
+    return (f"To run this chapter at the `full` profile, set `MBC_PROFILE=full` before importing mbc_lib "
+            f"(restart the kernel first): {cost}.")
+
+
 def profile() -> str:
     """The active profile: ``$MBC_PROFILE`` if set, else ``standard`` — on every device.
 

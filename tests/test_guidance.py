@@ -1,4 +1,4 @@
-"""Chapter 10's decision logic on hand-made tables with known answers (no training)."""
+"""Chapter 11's decision logic on hand-made tables with known answers (no training)."""
 import math
 
 import matplotlib

@@ -55,3 +55,19 @@ def test_installing_the_course_on_colab_keeps_every_preinstalled_package(tmp_pat
     changed = {name: (version, resolved.get(name)) for name, version in _pins(COLAB).items()
                if resolved.get(name) != version}
     assert not changed, f"installing the course would change Colab's packages (Colab, resolved): {changed}"
+
+
+def test_one_version_everywhere():
+    """pyproject's version is the library's and the one every setup cell installs (tools/setup_cell.py)."""
+    import mbc_lib
+
+    version = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M).group(1)
+    assert mbc_lib.__version__ == version
+    setups = ["".join(json.loads(p.read_text())["cells"][1]["source"]) for p in (ROOT / "notebooks").glob("*.ipynb")]
+    assert setups and all(f'VERSION = "{version}"' in src for src in setups)
+
+
+def test_robot_chapters_ask_colab_for_a_gpu():
+    for name in ("08_robot_experiments", "09_robot_mode_diagnostics"):
+        meta = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["metadata"]
+        assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType"), name

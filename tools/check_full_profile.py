@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-#: toy tables must never reach chapter 10's cache; no progress bars
+#: toy tables must never reach chapter 11's cache; no progress bars
 ENV = {"MBC_CACHE": "off", "MBC_PROGRESS": "0"}
 
 from mbc_lib import experiments, profiles  # noqa: E402

@@ -93,8 +93,24 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "synthetic": _synthetic,  # chapter 7: every family × (K, Δ, β / sampler steps): coverage, bridge, Sinkhorn
     "robot": _robot,  # chapter 8: every family on the MuJoCo tasks × executor: success, modes used, failures
     "robot_modes": _robot_modes,  # chapter 9: modes per observation on robot demos, β*(s), holes, bridges, rollouts
-    "guidance": _guidance,  # chapter 10: the recommendation per (K, NFE budget), from the tables of chapters 7–9
+    "guidance": _guidance,  # chapter 11: the recommendation per (K, NFE budget), from the tables of chapters 7–9
 }
+
+
+#: experiment -> the chapter that runs it (for messages); the cost per profile comes from mbc_lib.profiles
+CHAPTER_OF: dict[str, int] = {"averaging": 1, "latent": 3, "prior_coverage": 4, "transport": 5, "bridges": 6,
+                              "synthetic": 7, "robot": 8, "robot_modes": 9, "guidance": 11}
+
+
+def _cost_note(name: str, profile: str) -> str:
+    chapter = CHAPTER_OF.get(name)
+    if chapter is None:
+        return ""
+    if profile == "full":
+        from ..profiles import FULL_PROFILE_COST
+
+        return f" (chapter {chapter}'s experiment; at the full profile: {FULL_PROFILE_COST.get(chapter, 'not measured')})"
+    return f" (chapter {chapter}'s experiment; {'seconds to a minute' if profile == 'fast' else 'minutes on a laptop CPU'})"
 
 
 def run(name: str, profile: str | None = None, seed: int = 0, use_cache: bool = False) -> list[dict[str, Any]]:
@@ -116,6 +132,9 @@ def run(name: str, profile: str | None = None, seed: int = 0, use_cache: bool = 
     env_threads()
     if use_cache and (rows := cache.load(name, prof, seed)) is not None:
         return rows
+    if use_cache:  # a reader on a fresh machine (Colab) meets this: say what runs now and roughly how long
+        print(f"No cached table for {name!r} (profile {prof}, seed {seed}, this library version): computing it now"
+              f"{_cost_note(name, prof)}. Later runs read it from {cache.cache_dir()}.")
     rows = EXPERIMENTS[name](profile=prof, seed=seed)
     if use_cache:
         try:

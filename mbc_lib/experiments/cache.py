@@ -1,9 +1,9 @@
 """A small on-disk cache of experiment summaries (tidy rows), so later chapters can read
 earlier chapters' tables without retraining.
 
-Chapter 10 draws its decision chart from the tables of chapters 7 and 8. When the book is
+Chapter 11 draws its decision chart from the tables of chapters 7 and 8. When the book is
 built (or the notebooks run in order) those chapters have just computed them; they
-:func:`store` their summary rows and chapter 10 :func:`load`\\ s them. A cached table is
+:func:`store` their summary rows and chapter 11 :func:`load`\\ s them. A cached table is
 only reused when it was produced by the *same library source* (a hash of every
 ``mbc_lib/*.py`` file), the same profile and the same seed; otherwise it is recomputed.
 

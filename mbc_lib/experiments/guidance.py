@@ -1,4 +1,4 @@
-"""Chapter 10: which parameterisation for which data — a decision chart backed by measurements.
+"""Chapter 11: which parameterisation for which data — a decision chart backed by measurements.
 
 Nothing is trained here. The chapter reads the tables that chapters 7 (``"synthetic"``), 8
 (``"robot"``) and 9 (``"robot_modes"``) computed, through the results cache
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 FAMILIES = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
-#: the chapters whose tables chapter 10 reads, by experiment name
+#: the chapters whose tables chapter 11 reads, by experiment name
 SOURCES = {"synthetic": 7, "robot": 8, "robot_modes": 9}
 _ONE_SHOT = ("regression", "cvae", "vq", "mixture")
 

@@ -223,7 +223,7 @@ def sweep(envs_: Sequence[str] | None = None, Ks: Sequence[int] | None = None, l
     Defaults (``None``) come from the profile's ``BUDGETS["robot"]``: tasks ``envs``, mode counts
     ``Ks``, variants ``policies``, ``executors``; ``n_eval`` episodes per rollout. The executors are
     applied to every variant. When every selector is left at its default the summary table is stored
-    with :func:`mbc_lib.experiments.cache.store` (name ``"robot"``) for chapter 10.
+    with :func:`mbc_lib.experiments.cache.store` (name ``"robot"``) for chapter 11.
     """
     from tqdm.auto import tqdm
 

@@ -451,7 +451,7 @@ class RobotModes:
 def diagnose(profile: str | None = None, seed: int = 0, progress: bool | None = None) -> RobotModes:
     """The whole chapter: demo mode profiles of :data:`TASKS` at every H of the budget, then a cvae at the
     budget's weak and strong β/β* and a flow on :data:`TRAIN_TASK`, measured and rolled out. Stores
-    :func:`summary` in the results cache as ``"robot_modes"`` (chapter 10 reads it)."""
+    :func:`summary` in the results cache as ``"robot_modes"`` (chapter 11 reads it)."""
     prof_name = active_profile() if profile is None else profile
     b = budget("robot_modes", prof_name)
     H0, Hs, steps = b["chunk_len"], tuple(sorted(set(b["Hs"]) | {b["chunk_len"]})), tuple(b["steps"])

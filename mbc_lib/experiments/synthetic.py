@@ -305,7 +305,7 @@ def sweep(
 
     ``settings``: ``(task, K, Δ_c)`` triples; ``beta_ratios``: β/β* for the cvae; ``sampler_steps``:
     step counts for diffusion (DDIM) and flow (Euler). The summary is stored in the experiment
-    cache (``cache.store("synthetic", ...)``, read by chapter 10) when ``store`` is True — by
+    cache (``cache.store("synthetic", ...)``, read by chapter 11) when ``store`` is True — by
     default only when the whole profile grid was run, so a partial sweep never poses as the chapter's table.
     """
     prof = active_profile() if profile is None else profile
