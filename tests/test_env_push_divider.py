@@ -42,7 +42,7 @@ class AverageOfModes:
 
 
 def test_registered_with_the_gymnasium_api_and_its_own_failure_flag():
-    assert DIV in E.ENV_IDS and E.TASKS[DIV] is E.PushDividerTask
+    assert DIV in E.ENV_IDS and E.ENV_TASKS[DIV] is E.PushDividerTask
     env = E.make(DIV)
     assert env.observation_space.shape == (8,) and env.action_space.shape == (2,)
     obs, info = env.reset(seed=0)
@@ -59,7 +59,7 @@ def test_registered_with_the_gymnasium_api_and_its_own_failure_flag():
 
 def test_geometry_puts_a_divider_on_the_average_push_and_clear_of_each_bins_push():
     for K in (2, 3):
-        task = E.make_task(DIV, K=K)
+        task = E.make_env_task(DIV, K=K)
         centres, e, half = task.dividers
         assert len(centres) == K - 1 and len(task.bin_centers) == K
         start = np.asarray(task.puck_start)
@@ -101,7 +101,7 @@ def test_pushing_straight_ahead_hits_the_divider():
 
 
 def test_distance_to_dividers_and_touching():
-    task = E.make_task(DIV)
+    task = E.make_env_task(DIV)
     (c,), (u,), (h,) = task.dividers
     n = np.array([-u[1], u[0]])
     w = task.divider_half
@@ -113,7 +113,7 @@ def test_distance_to_dividers_and_touching():
     qpos[0, 2:4] = c + (w + r + 0.0005) * n  # puck touching (within the 1 mm tolerance)
     qpos[1, 2:4] = c + (w + r + 0.005) * n  # puck 5 mm away
     assert task.touching(qpos).tolist() == [True, False]
-    assert np.isinf(E.make_task(DIV, K=1).distance_to_dividers(pts)).all()  # one bin: no divider
+    assert np.isinf(E.make_env_task(DIV, K=1).distance_to_dividers(pts)).all()  # one bin: no divider
 
 
 # -- the expert --------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_distance_to_dividers_and_touching():
 
 @pytest.mark.parametrize("K", [2, 3])
 def test_expert_succeeds_in_every_mode_through_distinct_bins(K):
-    task = E.make_task(DIV, K=K)
+    task = E.make_env_task(DIV, K=K)
     assert isinstance(E.make_expert(task), E.PushDividerExpert)
     final = []
     for mode in range(K):
@@ -224,7 +224,7 @@ def test_bad_input_raises_clear_errors():
         with pytest.raises(ValueError, match="K"):
             E.make(DIV, K=K)
     with pytest.raises(ValueError, match="max_steps"):
-        E.make_task(DIV, max_steps=0)
+        E.make_env_task(DIV, max_steps=0)
     env = E.make(DIV)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(2))
@@ -249,9 +249,9 @@ def test_bad_input_raises_clear_errors():
 
 
 def test_push_bins_is_unchanged():
-    task = E.make_task(PUSH)
+    task = E.make_env_task(PUSH)
     assert type(task) is E.PushTask and task.failure_key == "between_bins"
     assert "divider" not in task.xml()
     expert = E.make_expert(task)
     assert type(expert) is E.PushExpert and expert.push_angle == 30.0
-    assert E.make_task(PUSH, K=6).K == 6  # PushBins still takes up to 6 bins
+    assert E.make_env_task(PUSH, K=6).K == 6  # PushBins still takes up to 6 bins

@@ -102,7 +102,7 @@ def test_expert_succeeds_in_every_mode_and_labels_match(env_id, K):
         assert success >= 0.95, f"{env_id} K={K} mode {mode}: expert success {success:.2f}"
         assert all(t.mode == mode for t in trajs)
         assert all(t.mode_used == mode for t in trajs if t.success), "the task saw a different mode"
-        assert max(len(t) for t in trajs) < E.make_task(env_id, K=K).max_steps
+        assert max(len(t) for t in trajs) < E.make_env_task(env_id, K=K).max_steps
 
 
 @pytest.mark.parametrize("env_id", [PATH, PUSH])
@@ -143,7 +143,7 @@ def test_mode_average_pushes_between_bins():
 
 def test_expert_chunks_plan_what_the_expert_then_does():
     # chunks() simulates ahead; executing them open loop must reproduce the expert's own actions.
-    task = E.make_task(PUSH)
+    task = E.make_env_task(PUSH)
     expert = E.make_expert(task)
     env = E.make(PUSH)
     obs, _ = env.reset(seed=3)

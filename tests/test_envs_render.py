@@ -114,7 +114,7 @@ def test_missing_backend_gives_a_clear_message_not_a_crash():
         "import json, mbc_lib.envs as E\n"
         "doc = E.doctor()\n"
         "try:\n"
-        "    E.render_trajectory('mbc/PathGaps-v0', E.make_task('mbc/PathGaps-v0').initial_qpos(__import__('numpy').random.default_rng(0))[None], 8, 8)\n"
+        "    E.render_trajectory('mbc/PathGaps-v0', E.make_env_task('mbc/PathGaps-v0').initial_qpos(__import__('numpy').random.default_rng(0))[None], 8, 8)\n"
         "    err = None\n"
         "except RuntimeError as e:\n"
         "    err = str(e)\n"

@@ -15,10 +15,13 @@ episodes of at most 100 steps (2 s). ``info`` carries ``success``, ``mode`` (gap
 index, −1 if none) and the task's failure flag (``collision`` with the wall or a
 divider / ``between_bins``).
 
-Around the tasks: scripted experts (:func:`make_expert`), demonstrations as a
-:class:`~mbc_lib.data.ChunkDataset` (:func:`collect_demos`), batched closed-loop
-evaluation of chunk policies (:func:`evaluate`), and rendering (:func:`doctor`,
-:func:`render_trajectory`, :func:`save_video`).
+Modules: ``core`` (:class:`EnvTask`, what a robot task is, and :class:`BatchSim`, B episodes
+in lockstep), one module per task (``path_env``, ``push_env``, ``push_divider_env``),
+``registry`` (env id → task: :func:`make_env_task`, and the gymnasium ids), ``gym_env``
+(:class:`MultimodalEnv`, :func:`make`). Around the tasks: scripted experts
+(:func:`make_expert`), demonstrations as a :class:`~mbc_lib.data.ChunkDataset`
+(:func:`collect_demos`), batched closed-loop evaluation of chunk policies (:func:`evaluate`),
+and rendering (:func:`doctor`, :func:`render_trajectory`, :func:`save_video`).
 
 Headless rendering: on Linux ``MUJOCO_GL`` defaults to ``egl`` here *if mujoco has not
 been imported yet* (the backend is fixed when mujoco is first imported). Whatever
@@ -33,49 +36,27 @@ _gl.prepare()  # must happen before the first `import mujoco`
 
 import gymnasium  # noqa: E402
 
-from .core import OBS_TYPES, BatchSim, MultimodalEnv, Task, episode_seeds  # noqa: E402
+from .core import OBS_TYPES, BatchSim, EnvTask, episode_seeds  # noqa: E402
 from .demos import Trajectory, collect_demos  # noqa: E402
 from .evaluate import EvalResult, evaluate  # noqa: E402
 from .experts import Expert, PathExpert, PushDividerExpert, PushExpert, make_expert  # noqa: E402
+from .gym_env import MultimodalEnv, make  # noqa: E402
 from .path_env import MODE_COLORS, PathTask  # noqa: E402
 from .push_divider_env import PushDividerTask  # noqa: E402
 from .push_env import PushTask  # noqa: E402
-from .render import RenderDoctor, doctor, mp4_available, render_trajectory, save_video, show_video, tile_videos  # noqa: E402
+from .registry import ENV_IDS, ENV_TASKS, as_env_task, make_env_task  # noqa: E402  (also registers the gymnasium ids)
+from .render import RenderDoctor, doctor, mp4_available, save_video, show_video, tile_videos  # noqa: E402
+from .replay import render_trajectory  # noqa: E402
+
+# old names, kept for mbc_lib.experiments (robot, robot_modes) and chapter 9 until they use
+# make_env_task / EnvTask (issue 16): the synthetic tasks own the names Task and make
+make_task = make_env_task
+Task = EnvTask
 
 __all__ = [
-    "ENV_IDS", "TASKS", "make", "make_task", "Task", "PathTask", "PushTask", "PushDividerTask", "BatchSim", "MultimodalEnv",
-    "OBS_TYPES", "MODE_COLORS", "episode_seeds", "Expert", "PathExpert", "PushExpert", "PushDividerExpert",
-    "make_expert",
+    "ENV_IDS", "ENV_TASKS", "make", "make_env_task", "as_env_task", "EnvTask", "PathTask", "PushTask",
+    "PushDividerTask", "BatchSim", "MultimodalEnv", "OBS_TYPES", "MODE_COLORS", "episode_seeds", "Expert",
+    "PathExpert", "PushExpert", "PushDividerExpert", "make_expert",
     "Trajectory", "collect_demos", "EvalResult", "evaluate", "RenderDoctor", "doctor", "render_trajectory",
     "save_video", "show_video", "tile_videos", "mp4_available",
 ]  # fmt: skip
-
-#: env id -> task class
-TASKS: dict[str, type[Task]] = {
-    PathTask.env_id: PathTask, PushTask.env_id: PushTask, PushDividerTask.env_id: PushDividerTask,
-}
-#: The registered env ids (gymnasium ids too: ``gymnasium.make("mbc/PathGaps-v0", K=3)``).
-ENV_IDS: tuple[str, ...] = tuple(TASKS)
-
-
-def make_task(env_id: str, K: int = 2, max_steps: int | None = None) -> Task:
-    """The :class:`Task` (model + episode logic, no simulator state) of ``env_id``."""
-    if env_id not in TASKS:
-        raise ValueError(f"unknown env id {env_id!r}; known ids: {', '.join(ENV_IDS)}")
-    return TASKS[env_id](K=K, max_steps=max_steps)
-
-
-def make(env_id: str, **kwargs) -> MultimodalEnv:
-    """A gymnasium env for ``env_id`` (keyword arguments: see :class:`MultimodalEnv`).
-
-    Same as ``gymnasium.make(env_id, ...)`` without gymnasium's wrappers (faster; the
-    env enforces its own time limit).
-    """
-    if env_id not in TASKS:
-        raise ValueError(f"unknown env id {env_id!r}; known ids: {', '.join(ENV_IDS)}")
-    return MultimodalEnv(env_id, **kwargs)
-
-
-for _id in ENV_IDS:
-    if _id not in gymnasium.registry:
-        gymnasium.register(id=_id, entry_point="mbc_lib.envs.core:MultimodalEnv", kwargs={"env_id": _id})

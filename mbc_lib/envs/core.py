@@ -1,14 +1,14 @@
-"""The engine under every robot task: a task description, a batched simulator, a gymnasium env.
+"""The engine under every robot task: a task description and a batched simulator.
 
-* :class:`Task` — what a task *is*: its MJCF model, how an episode starts, what the
+* :class:`EnvTask` — what a robot task *is*: its MJCF model, how an episode starts, what the
   policy observes, when it succeeds, which mode it used. Subclasses live in
-  ``path_env.py`` (K gaps in a wall) and ``push_env.py`` (K bins for a puck).
+  ``path_env.py`` (K gaps in a wall), ``push_env.py`` (K bins for a puck) and
+  ``push_divider_env.py`` (bins behind a divider); ``registry.py`` maps env ids to them.
+  (The synthetic tasks with known modes are :class:`mbc_lib.tasks.Task`, another thing.)
 * :class:`BatchSim` — ``B`` copies of one task stepped in lockstep: one ``MjData`` per
   episode, one shared ``MjModel``, task logic vectorised over the batch in numpy.
-  Evaluation, demo collection and the single gymnasium env all run through it, so a
-  seed gives the *same* trajectory whichever of them runs it.
-* :class:`MultimodalEnv` — the gymnasium API (``reset``/``step``/``render``) on a
-  ``BatchSim`` of size one; registered under the ids in :data:`mbc_lib.envs.ENV_IDS`.
+  Evaluation, demo collection and the single gymnasium env (``gym_env.py``) all run through
+  it, so a seed gives the *same* trajectory whichever of them runs it.
 
 Time: MuJoCo integrates with ``timestep`` (2 ms); one control step holds the action
 for ``frame_skip`` physics steps (10), so the policy acts at 50 Hz and an episode of
@@ -21,13 +21,13 @@ import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import gymnasium
 import mujoco
 import numpy as np
 
 from ..validation import check_seed
+from .render import make_renderer
 
-__all__ = ["Task", "BatchSim", "MultimodalEnv", "OBS_TYPES", "as_generator", "episode_seeds", "planar_scene"]
+__all__ = ["EnvTask", "BatchSim", "OBS_TYPES", "as_generator", "episode_seeds", "planar_scene"]
 
 #: ``state``: low-dimensional state ``[obs_dim]`` (float64);
 #: ``pixels``: a top-down RGB image ``[S, S, 3]`` (uint8), ``S = image_size``.
@@ -69,7 +69,7 @@ def planar_scene(model: str, timestep: float, world: str, joints: tuple[str, str
 </mujoco>"""
 
 
-def _as_float_array(x: Any, name: str, what: str) -> np.ndarray:
+def as_float_array(x: Any, name: str, what: str) -> np.ndarray:
     """``x`` as a float64 array, or a ``TypeError`` that says what was expected."""
     try:
         a = np.asarray(x, dtype=np.float64)
@@ -98,7 +98,7 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     return np.random.default_rng(check_seed(seed))
 
 
-class Task:
+class EnvTask:
     """What a robot task is. Subclasses fill in the model and the episode logic.
 
     Args:
@@ -191,13 +191,13 @@ class BatchSim:
     ended are frozen (not stepped).
 
     Args:
-        task: a :class:`Task`.
+        task: an :class:`EnvTask`.
         n_envs: B, the number of episodes run in lockstep (each :meth:`reset` may change it).
         obs_type: ``"state"`` or ``"pixels"`` (see :data:`OBS_TYPES`).
         image_size: side S of pixel observations (pixels).
     """
 
-    def __init__(self, task: Task, n_envs: int, obs_type: str = "state", image_size: int = 64):
+    def __init__(self, task: EnvTask, n_envs: int, obs_type: str = "state", image_size: int = 64):
         if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
             raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
         if obs_type not in OBS_TYPES:
@@ -247,7 +247,7 @@ class BatchSim:
     # -- one control step ---------------------------------------------------------
     def check_actions(self, actions: Any) -> np.ndarray:
         """Validate and clip actions ``[B, action_dim]`` (m/s); raise ``ValueError`` on bad input."""
-        a = _as_float_array(actions, f"{self.task.env_id}: actions", "one planar velocity (vx, vy) in m/s per episode")
+        a = as_float_array(actions, f"{self.task.env_id}: actions", "one planar velocity (vx, vy) in m/s per episode")
         shape = (self.n, self.task.action_dim)
         if a.shape != shape:
             raise ValueError(
@@ -313,8 +313,6 @@ class BatchSim:
         """Observations of the chosen ``obs_type``: ``[B, obs_dim]`` or ``[B, S, S, 3]`` uint8."""
         if self.obs_type == "state":
             return self.state()
-        from .render import make_renderer  # rendering is imported only when images are asked for
-
         if self._renderer is None:
             self._renderer = make_renderer(self.model, self.image_size, self.image_size)
         frames = np.empty((self.n, self.image_size, self.image_size, 3), np.uint8)
@@ -333,87 +331,3 @@ class BatchSim:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-class MultimodalEnv(gymnasium.Env):
-    """Gymnasium API for one episode at a time (a :class:`BatchSim` with ``B = 1``).
-
-    Build it with :func:`mbc_lib.envs.make` or ``gymnasium.make(env_id, ...)``.
-
-    Args:
-        env_id: one of :data:`mbc_lib.envs.ENV_IDS`.
-        K: number of modes (gaps / bins).
-        obs_type: ``"state"`` (default) or ``"pixels"`` (64×64 top-down image).
-        image_size: side of pixel observations.
-        render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns ``[H, W, 3]`` uint8).
-        render_size: ``(height, width)`` of ``render()`` frames.
-        max_steps: control steps before truncation (task default: 100).
-    """
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
-
-    def __init__(
-        self,
-        env_id: str,
-        K: int = 2,
-        obs_type: str = "state",
-        image_size: int = 64,
-        render_mode: str | None = None,
-        render_size: tuple[int, int] = (240, 320),
-        max_steps: int | None = None,
-    ):
-        from . import make_task  # the id -> task table lives in __init__
-
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.task = make_task(env_id, K=K, max_steps=max_steps)
-        self.sim = BatchSim(self.task, 1, obs_type=obs_type, image_size=image_size)
-        self.render_mode = render_mode
-        self.render_size = tuple(render_size)
-        self._frame_renderer = None
-        v = self.task.v_max
-        self.action_space = gymnasium.spaces.Box(-v, v, shape=(self.task.action_dim,), dtype=np.float64)
-        if obs_type == "state":
-            self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, shape=(self.task.obs_dim,), dtype=np.float64)
-        else:
-            self.observation_space = gymnasium.spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
-        self.metadata = dict(self.metadata, render_fps=round(1.0 / self.task.control_dt))
-
-    @property
-    def K(self) -> int:
-        return self.task.K
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=None if seed is None else check_seed(seed))  # seeds self.np_random exactly like np.random.default_rng(seed)
-        obs = self.sim.reset([self.np_random])
-        return obs[0], self.sim.info(0)
-
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if not self.sim.flags:
-            raise RuntimeError("call reset() before step()")
-        a = _as_float_array(action, f"{self.task.env_id}: action", "a planar velocity (vx, vy) in m/s")
-        if a.shape != (self.task.action_dim,):
-            raise ValueError(
-                f"{self.task.env_id}: action must have shape ({self.task.action_dim},) "
-                f"(planar velocity (vx, vy) in m/s), got {a.shape}"
-            )
-        if self.sim.done[0]:
-            raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
-        obs, reward, terminated, truncated = self.sim.step(a[None])
-        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), self.sim.info(0)
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        from .render import make_renderer
-
-        if self._frame_renderer is None:
-            self._frame_renderer = make_renderer(self.task.model, *self.render_size)
-        self._frame_renderer.update_scene(self.sim.datas[0], camera="top")
-        return self._frame_renderer.render()
-
-    def close(self) -> None:
-        self.sim.close()
-        if self._frame_renderer is not None:
-            self._frame_renderer.close()
-            self._frame_renderer = None

@@ -18,10 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..data import ChunkDataset
+from ..runtime import progress_enabled, select_device
+from ..validation import check_seed
 from .core import BatchSim, episode_seeds
 from .experts import make_expert
+from .registry import make_env_task
 
 __all__ = ["Trajectory", "collect_demos", "policy_obs"]
 
@@ -109,24 +113,18 @@ def collect_demos(
         A :class:`ChunkDataset` (obs ``[N, obs_dim]``, chunks ``[N, H, 2]``, mode labels ``[N]`` = the
         expert's chosen mode), and with ``return_trajectories`` the trajectories too.
     """
-    from ..train import progress_enabled, select_device
-    from ..validation import check_seed
-    from . import make_task
-
     seed = check_seed(seed)
     select_device(device)  # one rule for devices and $MBC_DEVICE: an unavailable one fails here
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an integer >= 1, got {n_episodes!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    task = make_task(env_id, K=K, max_steps=max_steps)
+    task = make_env_task(env_id, K=K, max_steps=max_steps)
     expert = make_expert(task, action_noise=action_noise, **expert_kwargs)
     probs = _check_probs(mode_probs, task.K)
     seeds = episode_seeds(seed, n_episodes)
 
     trajectories: list[Trajectory] = []
-    from tqdm.auto import tqdm
-
     sim = BatchSim(task, min(batch_size, n_episodes), obs_type=obs_type, image_size=image_size)
     with tqdm(total=n_episodes, desc=f"demos {env_id}", disable=not progress_enabled(progress), leave=False) as bar:
         for start in range(0, n_episodes, batch_size):

@@ -17,10 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..control import ChunkExecutor
+from ..runtime import progress_enabled, select_device
+from ..validation import check_seed
 from .core import BatchSim, episode_seeds
 from .demos import policy_obs
+from .registry import make_env_task
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -146,12 +150,6 @@ def evaluate(
     Returns:
         :class:`EvalResult` — success rate, per-episode modes, mode histogram, failure counts.
     """
-    from tqdm.auto import tqdm
-
-    from ..train import progress_enabled, select_device
-    from ..validation import check_seed
-    from . import make_task
-
     seed = check_seed(seed)
     select_device(device)  # one rule for devices and $MBC_DEVICE: an unavailable one fails here
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
@@ -160,7 +158,7 @@ def evaluate(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if not (hasattr(policy, "sample") or callable(policy)):
         raise TypeError(f"policy must have .sample(obs, n) or be callable obs -> chunk, got {type(policy).__name__}")
-    task = make_task(env_id, K=K, max_steps=max_steps)
+    task = make_env_task(env_id, K=K, max_steps=max_steps)
     executor = _default_executor(policy) if executor is None else executor
     dev = _policy_device(policy, device)
     seeds = episode_seeds(seed, n_episodes)

@@ -28,10 +28,11 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from .core import Task, as_generator
+from .core import EnvTask, as_generator
 from .path_env import PathTask
 from .push_divider_env import PushDividerTask
 from .push_env import PushTask
+from .registry import as_env_task
 
 __all__ = ["Expert", "PathExpert", "PushExpert", "PushDividerExpert", "make_expert"]
 
@@ -51,7 +52,7 @@ class Expert:
         speed: cruise speed (m/s), at most the task's ``v_max``.
     """
 
-    def __init__(self, task: Task, action_noise: float = 0.0, speed: float | None = None):
+    def __init__(self, task: EnvTask, action_noise: float = 0.0, speed: float | None = None):
         if not np.isfinite(action_noise) or action_noise < 0:
             raise ValueError(f"action_noise must be a finite std >= 0 (m/s), got {action_noise!r}")
         speed = 0.9 * task.v_max if speed is None else float(speed)
@@ -259,12 +260,9 @@ class PushDividerExpert(PushExpert):
         super().__init__(task, action_noise, speed, push_speed=push_speed, standoff=standoff, push_angle=push_angle)
 
 
-def make_expert(env: str | Task, action_noise: float = 0.0, **kwargs) -> Expert:
-    """The scripted expert of a task, from an env id (``K=...`` etc. go to the task) or a Task."""
-    from . import make_task
-
-    task_keys = {"K", "max_steps"}
-    task = env if isinstance(env, Task) else make_task(env, **{k: kwargs.pop(k) for k in list(kwargs) if k in task_keys})
+def make_expert(env: str | EnvTask, action_noise: float = 0.0, **kwargs) -> Expert:
+    """The scripted expert of a task, from an env id (``K=...`` etc. go to the task) or an EnvTask."""
+    task = as_env_task(env, **{k: kwargs.pop(k) for k in list(kwargs) if k in ("K", "max_steps")})
     if isinstance(task, PathTask):
         return PathExpert(task, action_noise=action_noise, **kwargs)
     if isinstance(task, PushDividerTask):

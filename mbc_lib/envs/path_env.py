@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from .core import Task, planar_scene
+from .core import EnvTask, planar_scene
 
 __all__ = ["PathTask", "MODE_COLORS"]
 
@@ -41,7 +41,7 @@ def rgba(c) -> str:
     return " ".join(f"{v:.3g}" for v in c)
 
 
-class PathTask(Task):
+class PathTask(EnvTask):
     """Reach the target behind a wall through one of ``K`` gaps (see the module docstring)."""
 
     env_id = "mbc/PathGaps-v0"

@@ -28,13 +28,13 @@ import functools
 
 import numpy as np
 
-from .core import Task, planar_scene
+from .core import EnvTask, planar_scene
 from .path_env import MODE_COLORS, rgba
 
 __all__ = ["PushTask"]
 
 
-class PushTask(Task):
+class PushTask(EnvTask):
     """Push the puck into one of ``K`` bins (see the module docstring)."""
 
     env_id = "mbc/PushBins-v0"

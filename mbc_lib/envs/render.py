@@ -14,7 +14,8 @@ other backends in fresh subprocesses (so a broken driver cannot crash you) and s
 what to set or install. It never raises. Simulation without images needs no backend.
 
 Frames are ``uint8 [H, W, 3]`` from the model's top-down camera ``"top"``; videos are
-written with imageio (mp4 through imageio-ffmpeg, gif through Pillow).
+written with imageio (mp4 through imageio-ffmpeg, gif through Pillow). This module knows no
+task: frames of a recorded trajectory are :func:`mbc_lib.envs.replay.render_trajectory`.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from . import _gl
 
-__all__ = ["RenderDoctor", "doctor", "make_renderer", "render_trajectory", "save_video", "tile_videos", "show_video", "mp4_available"]
+__all__ = ["RenderDoctor", "doctor", "make_renderer", "save_video", "tile_videos", "show_video", "mp4_available"]
 
 _TINY_XML = '<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1"/></worldbody></mujoco>'
 
@@ -199,43 +200,6 @@ def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Rend
         raise  # size larger than the model's offscreen buffer: mujoco's own message is clear
     except Exception as err:
         raise RuntimeError(f"MuJoCo cannot create an OpenGL context ({err}). {doctor().message}") from err
-
-
-def render_trajectory(
-    env,
-    qpos: np.ndarray,
-    height: int = 240,
-    width: int = 320,
-    camera: str = "top",
-    **task_kwargs,
-) -> np.ndarray:
-    """Frames ``[T, H, W, 3]`` (uint8) of joint positions ``qpos [T, nq]`` (no re-simulation).
-
-    ``env`` is an env id (then ``K=...`` goes in ``task_kwargs``), a :class:`~mbc_lib.envs.Task`,
-    or an env made by :func:`mbc_lib.envs.make`. Trajectories come from ``collect_demos(...,
-    return_trajectories=True)`` or ``evaluate(..., record=True)``.
-    """
-    from . import make_task
-    from .core import Task
-
-    env = getattr(env, "unwrapped", env)  # gymnasium.make() wraps the env
-    task = env if isinstance(env, Task) else getattr(env, "task", None) or make_task(env, **task_kwargs)
-    qpos = np.asarray(qpos, dtype=np.float64)
-    if qpos.ndim != 2 or qpos.shape[1] != task.model.nq:
-        raise ValueError(f"qpos must be [T, nq={task.model.nq}], got {qpos.shape}")
-    d = mujoco.MjData(task.model)
-    renderer = make_renderer(task.model, height, width)
-    frames = np.empty((len(qpos), height, width, 3), np.uint8)
-    try:
-        for t, q in enumerate(qpos):
-            d.qpos[:] = q
-            mujoco.mj_kinematics(task.model, d)  # body, geom and site poses ...
-            mujoco.mj_camlight(task.model, d)  # ... and camera/light poses: all a picture needs
-            renderer.update_scene(d, camera=camera)
-            frames[t] = renderer.render()
-    finally:
-        renderer.close()
-    return frames
 
 
 def tile_videos(videos: Sequence[np.ndarray], ncols: int | None = None, pad: int = 2) -> np.ndarray:
