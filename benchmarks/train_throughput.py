@@ -37,7 +37,8 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from mbc_lib import policies, tasks  # noqa: E402
 from mbc_lib.benchmarking import machine_line, median_range, sync, table  # noqa: E402
-from mbc_lib.train import select_device, train  # noqa: E402
+from mbc_lib.runtime import select_device  # noqa: E402
+from mbc_lib.train import train  # noqa: E402
 
 TASKS = {"fork": dict(K=2, delta=2.0), "ring": dict(K=4)}
 

@@ -1,10 +1,12 @@
 """mbc_lib — the library behind the course *Multimodal Behavioral Cloning: why
 action-chunking policies lose modes*.
 
-Modules (one idea each): ``tasks`` (synthetic tasks with known modes), ``data``
-(chunk datasets), ``nets`` (shared backbones), ``policies`` (every family behind one
-interface), ``train`` (the training loop), ``control`` (executing chunks),
-``profiles`` (compute budgets), ``experiments`` (every experiment of the book).
+Modules (one idea each): ``runtime`` (device, seeded generators, CPU threads, progress
+bars), ``tasks`` (synthetic tasks with known modes), ``data`` (chunk datasets), ``nets``
+(shared backbones), ``policies`` (every family behind one interface), ``train`` (the one
+training loop: one model, or many stacked under vmap), ``control`` (executing chunks),
+``envs`` (MuJoCo robot tasks), ``profiles`` (compute budgets), ``experiments`` (every
+experiment of the book).
 """
 from __future__ import annotations
 
