@@ -2,10 +2,10 @@
 
 Each ``check_*`` function runs the student's function on several cases (edge cases
 included), compares with reference behaviour and returns a :class:`CheckResult` that
-displays as a short report: which case failed, expected versus got, and a hint. It
-never raises for a wrong or unfinished answer (an unfinished exercise reports
-"not implemented yet"), so an exercise notebook always runs top to bottom, and it never
-shows the reference code.
+displays as a short report: which case failed, expected versus got, and a hint. The check
+itself never raises for a wrong or unfinished answer (an unfinished exercise reports
+"not implemented yet") and never shows the reference code; the exercise's check cell then
+asserts the result, so nbgrader's autograder scores it (book/instructors.md).
 """
 from __future__ import annotations
 
