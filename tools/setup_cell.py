@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "# mbc-setup"
+#: the book shows the setup cell folded (its output — device, profile, seed — stays visible)
+HIDE = "hide-input"
 
 TEMPLATE = '''{marker} — works locally and on Colab: installs the course library of this book's version when needed.
 import importlib.metadata as metadata, subprocess, sys
@@ -85,6 +87,8 @@ def stale(path: Path) -> str | None:
     src = "".join(nb["cells"][i]["source"])
     if src != setup_source(robot="render=True" in src, chapter=chapter_number(path)):
         return "setup cell differs from tools/setup_cell.py's template (run: python tools/setup_cell.py sync)"
+    if HIDE not in nb["cells"][i]["metadata"].get("tags", []):
+        return f"setup cell lacks the {HIDE!r} tag (the book folds its code; run: python tools/setup_cell.py sync)"
     return None
 
 
@@ -95,6 +99,9 @@ def sync(path: Path) -> bool:
         return False
     robot = "render=True" in "".join(nb["cells"][i]["source"])
     nb["cells"][i]["source"] = setup_source(robot, chapter_number(path)).splitlines(keepends=True)
+    tags = nb["cells"][i]["metadata"].setdefault("tags", [])
+    if HIDE not in tags:
+        tags.append(HIDE)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(path)  # atomic: never a half-written notebook
