@@ -333,7 +333,7 @@ def train(
     for ds in datasets:
         if not isinstance(ds, ChunkDataset):
             raise TypeError(f"dataset must be a ChunkDataset, got {type(ds).__name__}")
-    if isinstance(seed, Sequence) and stacked:
+    if stacked and hasattr(seed, "__iter__") and not isinstance(seed, (str, bytes)):  # one seed per policy
         seeds = [check_seed(s) for s in seed]
         if len(seeds) != M:
             raise ValueError(f"got {len(seeds)} seeds for {M} policies")
