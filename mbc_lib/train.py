@@ -192,7 +192,8 @@ class _StackedModels:
             self.per_model_data = True
         self.rows = torch.arange(self.n_models, device=dev)[:, None]  # [M, 1]
         # the streams train(policy_m, seed=s_m) uses: minibatch indices, then the loss's random draws
-        self.indices = [ds.batch_indices(batch_size, generator=device_generator(dev, s)) for ds, s in zip(datasets, seeds)]
+        self.indices = [ds.batch_indices(batch_size, generator=device_generator(dev, s))
+                        for ds, s in zip(datasets, seeds)]
         self.generators = [device_generator(dev, s) for s in seeds]
         self.scalars = {name: torch.tensor([getattr(p.config, name) for p in policies], device=dev)
                         for name in type(template).SCALAR_FIELDS}  # name -> [M]
@@ -324,8 +325,7 @@ def train(
         raise ValueError("train needs at least one policy")
     for p in policies:
         if not isinstance(p, Policy):
-            what = "policy must be an mbc_lib Policy (or a list of them)"
-            raise TypeError(f"{what}, got {type(p).__name__}")
+            raise TypeError(f"policy must be an mbc_lib Policy (or a list of them), got {type(p).__name__}")
     M = len(policies)
     datasets = [dataset] * M if isinstance(dataset, ChunkDataset) or not stacked else list(dataset)
     if len(datasets) != M:
@@ -453,7 +453,8 @@ def _diverged(models: _OneModel | _StackedModels, good: list[Tensor], good_step:
     models.mode(training=False)
     kept = (f"the weights after step {good_step}{' (EMA)' if has_ema else ''}, the last logged step with finite losses"
             if good_step else "its initial weights (no logged step had finite losses)")
-    which = f" of policy {bad_model} (of {models.n_models} trained together)" if isinstance(models, _StackedModels) else ""
+    stacked = isinstance(models, _StackedModels)
+    which = f" of policy {bad_model} (of {models.n_models} trained together)" if stacked else ""
     if bad == 1:
         cause = ("the very first loss is not finite, so the data or the model is at fault, not the optimiser: "
                  "check the dataset (were dataset.obs or dataset.chunks changed after it was built?) and the "
