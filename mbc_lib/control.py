@@ -20,13 +20,14 @@ from __future__ import annotations
 import numbers
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .validation import check_real
 
-__all__ = ["ChunkExecutor", "ensemble_weights"]
+__all__ = ["ChunkExecutor", "ExecutorSpec", "ensemble_weights"]
 
 
 def _coefficient(m: float, name: str) -> float:
@@ -112,3 +113,19 @@ class ChunkExecutor:
             action = torch.einsum("n,nbd->bd", w, preds)
         self.t += 1
         return action
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A named way of executing chunks, independent of the chunk length: ``n_action_steps`` (an int,
+    ``"H"`` = the whole chunk, ``"H/2"`` = half of it) or temporal ensembling with coefficient
+    ``temporal_ensemble`` (m). :meth:`build` makes the :class:`ChunkExecutor` for chunks of H steps."""
+
+    label: str
+    n_action_steps: int | str | None = None
+    temporal_ensemble: float | None = None
+
+    def build(self, H: int) -> ChunkExecutor:
+        steps = H if self.n_action_steps == "H" else (max(1, H // 2) if self.n_action_steps == "H/2" else self.n_action_steps)
+        return ChunkExecutor(H, n_action_steps=steps if self.temporal_ensemble is None else None,
+                             temporal_ensemble=self.temporal_ensemble)

@@ -15,7 +15,8 @@ paper, and numerical checks"); the appendix's section labels are given in bracke
   correction for base dimension n > 1 (the paper's formula is false there; chapter 5,
   app-counting, app-counting-d);
 * the Gaussian-isoperimetry results: minimum Lipschitz constant for two modes, the
-  bridge-mass floor, and the dimension-free bound on the number of heavy modes (chapter 5,
+  bridge-mass floor for two and for K modes (:func:`bridge_floor`), the Lipschitz constant a
+  measured bridge implies, and the dimension-free bound on the number of heavy modes (chapter 5,
   app-isoperimetry).
 
 Conventions: natural logarithms, so information is in nats; action chunks are points of
@@ -52,6 +53,7 @@ __all__ = [
     "critical_beta",
     "local_critical_beta",
     "critical_beta_equal_spacing",
+    "critical_beta_from_clusters",
     "beta_hard",
     "act_loss_scaling",
     "LossScaling",
@@ -70,6 +72,8 @@ __all__ = [
     "bridge_mass_bound",
     "balanced_bridge_mass_bound",
     "max_modes_with_mass",
+    "multi_mode_bridge_floor",
+    "bridge_floor",
     "implied_min_lipschitz",
 ]
 
@@ -550,6 +554,28 @@ def critical_beta_equal_spacing(K: int, delta: float, sigma: float, sigma_d: flo
     K = _count("K", K)
     delta, sigma = _positive("delta", delta), _nonnegative("sigma", sigma)
     return (sigma**2 + delta**2 * (K**2 - 1) / 12) / _positive("sigma_d", sigma_d) ** 2
+
+
+def critical_beta_from_clusters(chunks: ArrayLike, labels: ArrayLike, scale: float = 1.0) -> float:
+    """β* (L2) of measured modes: chunks ``[k, H, d]`` or ``[k, n]`` with cluster ``labels [k]`` (app-collapse,
+    app-collapse-l2, applied at one state — e.g. the demonstrations near one observation).
+
+    The clusters are read as the criterion's mixture: Gaussian modes at the cluster means with the
+    clusters' shares as weights π̂_k, and an isotropic within-mode variance σ̂² set to the *largest*
+    eigenvalue of the pooled within-cluster covariance (conservative: β* grows with σ²); then
+    β* = v′/σ_d² with ``scale`` = σ_d (:func:`critical_beta`). With one cluster it equals the local
+    threshold λ_max(Cov)/σ_d². Units: chunks in the loss's units (normalised, for a trained policy)."""
+    x = np.asarray(chunks, dtype=float)
+    x = x.reshape(len(x), -1)
+    labels = np.asarray(labels).reshape(-1)
+    if len(x) == 0 or labels.shape != (len(x),):
+        raise ValueError(f"need k >= 1 chunks and one label each, got {len(x)} chunks and labels of shape {labels.shape}")
+    ks = np.unique(labels)
+    centers = np.stack([x[labels == k].mean(0) for k in ks])
+    weights = np.array([(labels == k).mean() for k in ks])
+    resid = x - centers[np.searchsorted(ks, labels)]  # [k, n]
+    sigma = math.sqrt(max(float(np.linalg.eigvalsh(resid.T @ resid / len(x)).max()), 0.0))
+    return critical_beta(centers, weights, sigma, "l2", scale)
 
 
 def _expected_abs(mu: np.ndarray, sigma: float, y: np.ndarray) -> np.ndarray:
@@ -1056,18 +1082,83 @@ def max_modes_with_mass(L: float, delta: float, m: float) -> int:
     return math.floor(1.0 / float(norm.cdf(norm.ppf(m) + delta / (2 * L))) + 1e-9)
 
 
-def implied_min_lipschitz(bridge: float, m: float, delta: float) -> float:
-    """The smallest Lipschitz constant consistent with a measured bridge mass (app-isoperimetry, part 2 inverted):
+def multi_mode_bridge_floor(masses: ArrayLike, delta: float, L: float) -> float:
+    """Dimension-free floor on the mass in no mode for K modes pairwise ≥ Δ apart (app-isoperimetry):
+
+        b ≥ Σ_k [Φ(Φ⁻¹(p_k) + Δ/(2L)) − p_k]        (sum over modes with p_k > 0)
+
+    The preimages A_k are Δ/L apart, so their Δ/2L-enlargements are disjoint and every added
+    point maps to no mode; Gaussian isoperimetry gives each enlargement mass ≥ Φ(Φ⁻¹(p_k) + Δ/2L).
+    ``masses`` ``[K]`` are the p_k; returns a probability."""
+    p = np.asarray(masses, dtype=float).reshape(-1)
+    if np.any(p < 0) or p.sum() > 1 + 1e-9:
+        raise ValueError(f"masses must be >= 0 and sum to at most 1, got {p}")
+    p = p[p > 0]
+    step = _positive("delta", delta) / (2 * _positive("L", L))
+    return float(np.clip(norm.cdf(norm.ppf(np.minimum(p, 1.0)) + step) - p, 0, None).sum())
+
+
+def bridge_floor(masses: ArrayLike, delta: float, L: float) -> float:
+    """The isoperimetric floor on the off-support mass given mode masses ``[K]``, the gap Δ and L
+    (app-isoperimetry).
+
+    Two modes with mass: the larger of the two-mode floor (:func:`bridge_mass_bound`, part 2),
+    Φ(Φ⁻¹(p_min) + Δ/L) − p_min with p_min the smaller mass, and :func:`multi_mode_bridge_floor`;
+    more modes: the latter. NaN when part 1 says no L-Lipschitz map can put these masses on two
+    modes (p_min > Φ(−Δ/2L)) — for a measured L that means the estimate is too small. 0 with
+    fewer than two modes."""
+    p = np.asarray(masses, dtype=float).reshape(-1)
+    p = p[p > 0]
+    if p.size < 2:
+        return 0.0
+    floor = multi_mode_bridge_floor(p, delta, L)
+    if p.size == 2:
+        try:
+            floor = max(floor, bridge_mass_bound(L, delta, min(float(p.min()), 0.5)))
+        except ValueError:
+            return math.nan
+    return floor
+
+
+def implied_min_lipschitz(bridge: float, m: float | ArrayLike, delta: float) -> float:
+    """The smallest Lipschitz constant consistent with a measured bridge mass — a lower bound on the whole
+    sampler's L that needs no derivatives (compare with the Jacobian and segment estimates, which also
+    lower-bound L). Units: Δ's units per base unit. ``bridge`` = 0 gives +inf (only a discontinuous map
+    puts no mass between modes).
+
+    ``m`` a number: two modes of mass ≥ m each at distance ≥ Δ, with b = 1 − p_1 − p_2 — part 2 of the
+    bridge-mass floor (app-isoperimetry) inverted in closed form:
 
         b ≥ Φ(Φ⁻¹(m) + Δ/L) − m   ⇔   L ≥ Δ / (Φ⁻¹(b + m) − Φ⁻¹(m))
 
-    for two modes of mass ≥ m at distance ≥ Δ, with b = 1 − p_1 − p_2. A lower bound on the
-    whole sampler's L that needs no derivatives — compare with the Jacobian and segment
-    estimates (which also lower-bound L). b = 0 gives +inf (only a discontinuous map puts
-    no mass between two modes). Units: Δ's units per base unit.
+    ``m`` the measured mode masses ``[K]``: the smallest L at which :func:`bridge_floor` (which adds the
+    K-mode floor) allows ``bridge`` — at least the closed form with m = the smaller mass; NaN with fewer
+    than two modes holding mass.
     """
+    if np.ndim(m) > 0:
+        return _implied_from_masses(np.asarray(m, dtype=float).reshape(-1), _positive("delta", delta),
+                                    _real("bridge", bridge))
     delta, m, bridge = _positive("delta", delta), _mass(m), _real("bridge", bridge)
     if not 0 <= bridge <= 1 - m:
         raise ValueError(f"bridge must lie in [0, 1 - m] = [0, {1 - m:.4g}], got {bridge}")
     gap = float(norm.ppf(min(bridge + m, 1.0)) - norm.ppf(m))
     return math.inf if gap <= 0 else delta / gap
+
+
+def _implied_from_masses(p: np.ndarray, delta: float, bridge: float) -> float:
+    """The smallest L with :func:`bridge_floor` (p, Δ, L) ≤ ``bridge``, by bisection on log L."""
+    if (p > 0).sum() < 2:
+        return math.nan
+    if bridge <= 0:
+        return math.inf
+
+    def excess(log_L: float) -> float:  # floor − bridge, decreasing in L; NaN (L cannot carry p) counts as floor 1
+        floor = bridge_floor(p, delta, math.exp(log_L))
+        return (floor if np.isfinite(floor) else 1.0) - bridge
+
+    lo, hi = math.log(delta) - 12, math.log(delta) + 12
+    if excess(lo) <= 0:
+        return math.exp(lo)
+    if excess(hi) > 0:
+        return math.inf
+    return math.exp(optimize.brentq(excess, lo, hi, xtol=1e-10))

@@ -5,7 +5,7 @@ import torch
 
 from mbc_lib import policies, tasks
 from mbc_lib.batched import BATCHED_FAMILIES, SCALAR_FIELDS, train_batched
-from mbc_lib.experiments import latent
+from mbc_lib.fitting import fit, fit_many
 from mbc_lib.train import train
 
 TOL = dict(rtol=1e-4, atol=1e-5)  # float rounding only: bmm vs mm reduce in a different order
@@ -151,15 +151,15 @@ def test_rejects_what_it_cannot_batch():
     assert SCALAR_FIELDS["cvae"] == ("beta", "free_bits", "beta_warmup", "agg_weight")
 
 
-def test_fit_cvaes_matches_fit_cvae():
-    """The experiment helper the β sweep uses gives fit_cvae's models."""
+def test_fit_many_matches_fit():
+    """The fitting helper the β sweeps use (one stacked run) gives fit's models, one by one."""
     task = _task()
     data = task.dataset(256, seed=0)
     b = dict(steps=30, width=32, depth=1, batch_size=64, lr=3e-3, latent_dim=2)
-    pols, hists = latent.fit_cvaes(task, data, b, [dict(beta=0.1, recon="l2"), dict(beta=1.0, recon="l2")],
-                                   seed=0, progress=False, keys=["lo", "hi"])
+    pols, hists = fit_many("cvae", data, [dict(beta=0.1, recon="l2"), dict(beta=1.0, recon="l2")], keys=["lo", "hi"],
+                           seeds=0, budget=b, progress=False)
     for key, beta in (("lo", 0.1), ("hi", 1.0)):
-        ref, href = latent.fit_cvae(task, data, b, seed=0, progress=False, beta=beta, recon="l2")
+        ref, href = fit("cvae", data, budget=b, seed=0, progress=False, beta=beta, recon="l2")
         assert torch.allclose(torch.tensor(href["loss"]), torch.tensor(hists[key]["loss"]), **TOL)
         obs = torch.zeros(4, 1)
         g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
