@@ -15,11 +15,14 @@ In the book build (myst-nb) :func:`glue` stores the value in the cell's outputs;
 """
 from __future__ import annotations
 
+import html
+import inspect
 import numbers
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["glue", "glue_all", "choose", "plain", "in_notebook", "provenance_line"]
+__all__ = ["glue", "glue_all", "choose", "plain", "in_notebook", "provenance_line", "show_source", "Source"]
 
 
 def plain(value: Any) -> Any:
@@ -95,3 +98,41 @@ def provenance_line(profile: str, device: str, seed: int, version: str) -> str:
     return (f"**Numbers on this page:** profile `{profile}`, training seed {seed}, device `{device}` "
             f"(mbc_lib {version}). Every number in the text is read off this run; a build at another "
             f"profile prints its own (see *How to use this course*, Profiles).")
+
+
+class Source:
+    """The source of a library object, shown in a chapter (``_repr_html_``: highlighted, in a fold).
+
+    The book displays the code it teaches from the library itself, never a copy: the text is read with
+    :func:`inspect.getsource` when the cell runs, so an object that disappears fails the build.
+    """
+
+    def __init__(self, obj: object, title: str | None = None, open: bool = False):
+        try:
+            self.code = inspect.getsource(obj)
+        except (TypeError, OSError) as err:
+            raise TypeError(f"show_source needs a module, class, function or method of mbc_lib, got {obj!r}") from err
+        self.code = textwrap.dedent(self.code)  # methods are indented in their class
+        module = inspect.getmodule(obj)
+        where = module.__name__ if module else ""
+        name = getattr(obj, "__qualname__", getattr(obj, "__name__", ""))
+        self.title = title or f"{where}.{name}".strip(".")
+        self.open = open
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, nowrap=False))
+        return (f'<details class="mbc-source"{" open" if self.open else ""}><summary>source: '
+                f"<code>{html.escape(self.title)}</code></summary>{body}</details>")
+
+    def __repr__(self) -> str:
+        return f"# {self.title}\n{self.code}"
+
+
+def show_source(obj: object, title: str | None = None, open: bool = False) -> Source:
+    """Display ``obj``'s source (a function, method, class or module of mbc_lib) as the last
+    expression of a cell: highlighted, folded unless ``open``, titled with its qualified name."""
+    return Source(obj, title, open)

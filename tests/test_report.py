@@ -43,3 +43,17 @@ def test_setup_states_profile_seed_and_device(capsys, monkeypatch):
     assert "profile fast" in out and "training seed 3" in out and f"device {info['device']}" in out
     with pytest.raises(ValueError, match="seed"):
         mbc_lib.setup(seed=-1)
+
+
+def test_show_source_displays_the_library_code_itself():
+    from mbc_lib.control import ChunkExecutor
+    from mbc_lib.policies.regression import RegressionPolicy
+
+    src = report.show_source(RegressionPolicy.loss)
+    assert src.title == "mbc_lib.policies.regression.RegressionPolicy.loss"
+    assert src.code.startswith("def loss(") and "return" in src.code  # dedented, complete
+    html = src._repr_html_()
+    assert html.startswith('<details class="mbc-source">') and "RegressionPolicy.loss" in html and "<pre" in html
+    assert "open" in report.show_source(ChunkExecutor, open=True)._repr_html_().split(">")[0]
+    with pytest.raises(TypeError, match="show_source"):
+        report.show_source(3)
