@@ -5,8 +5,10 @@ Modules (one idea each): ``runtime`` (device, seeded generators, CPU threads, pr
 bars), ``tasks`` (synthetic tasks with known modes), ``data`` (chunk datasets), ``nets``
 (shared backbones), ``policies`` (every family behind one interface), ``train`` (the one
 training loop: one model, or many stacked under vmap), ``control`` (executing chunks),
-``envs`` (MuJoCo robot tasks), ``profiles`` (compute budgets), ``experiments`` (every
-experiment of the book).
+``fitting`` (make a policy and train it with a budget), ``measure`` (what several experiments
+measure on a trained policy), ``envs`` (MuJoCo robot tasks), ``profiles`` (compute budgets),
+``experiments`` (every experiment of the book: measurement only), ``figures`` (their figures and
+tables).
 """
 from __future__ import annotations
 
@@ -35,10 +37,10 @@ def setup(render: bool = False, quiet: bool = False, seed: int = 0, chapter: int
     info: dict[str, object] = {"version": __version__, "device": str(select_device()), "profile": profile(),
                                "seed": seed}
     try:
-        from . import plotting
+        from .figures.common import use_style
 
-        plotting.use_style()
-    except ImportError:  # plotting is optional at this point
+        use_style()
+    except ImportError:  # matplotlib is optional at this point
         pass
     if render:
         from .envs import doctor  # robot chapters only

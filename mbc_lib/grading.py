@@ -360,12 +360,13 @@ def check_collapse_prediction(fn: Callable, seed: int = 0, profile: str | None =
     student's formula and the data's normalisation; pass when the latent is alive below (E KL > 0.1 nats)
     and dead above (E KL < 0.02 nats) — i.e. when the prediction is right."""
     from . import tasks
-    from .experiments import latent
+    from .fitting import fit
+    from .measure import evaluate_latent
     from .profiles import budget
 
     name = "Exercise 3.2d (your β* against a small sweep)"
     b = budget("latent", profile)
-    task = tasks.make("fork", **latent.FORK)
+    task = tasks.make("fork", K=2, delta=2.0)  # chapter 3's fork
     data = task.dataset(b["n_demos"], seed=seed)
     sigma_a, n = float(data.normalizer().act_std[0]), task.chunk_len * task.action_dim
     try:
@@ -379,8 +380,8 @@ def check_collapse_prediction(fn: Callable, seed: int = 0, profile: str | None =
         return CheckResult(name, False, 2, [f"β̂* must be a positive number, got {beta_hat}"])
     messages, kls = [], {}
     for factor in (0.5, 1.5):
-        pol, _ = latent.fit_cvae(task, data, b, seed=seed, progress=False, beta=factor * beta_hat, recon="l2")
-        ev = latent.evaluate(pol, task, seed=seed, n_states=2, n_per_state=128, n_prior=16)
+        pol, _ = fit("cvae", data, budget=b, seed=seed, progress=False, beta=factor * beta_hat, recon="l2")
+        ev = evaluate_latent(pol, task, seed=seed, n_states=2, n_per_state=128, n_prior=16)
         kls[factor] = ev.split.mean_kl
     summary = f"β̂* = {beta_hat:.3f}: E KL = {kls[0.5]:.3f} nats at 0.5·β̂*, {kls[1.5]:.3f} nats at 1.5·β̂*"
     if kls[0.5] <= 0.1:
@@ -464,10 +465,13 @@ def _square(e: torch.Tensor) -> torch.Tensor:
 
 
 def _stairs(e: torch.Tensor) -> torch.Tensor:
-    """The 5-level staircase of the book's appendix (app-transport-check), transition width 0.4 (levels 0..4)."""
-    from .experiments.transport import staircase
+    """A 5-level staircase like chapter 5's, transition width 0.4 (levels 0..4): Σ_j S((ε − c_j)/0.4 + ½) with
+    c_j = Φ⁻¹(j/5) and the smootherstep S(u) = 6u⁵ − 15u⁴ + 10u³ on [0, 1]."""
+    from scipy.stats import norm
 
-    return staircase(0.4, 5)(e.double().reshape(-1, 1)).reshape(e.shape).to(e.dtype)
+    c = torch.tensor(norm.ppf([0.2, 0.4, 0.6, 0.8]), dtype=torch.float64)
+    u = ((e.double().reshape(-1, 1) - c) / 0.4 + 0.5).clamp(0, 1)  # [N, 4]
+    return (u**3 * (10 - 15 * u + 6 * u**2)).sum(-1).reshape(e.shape).to(e.dtype)
 
 
 def _count_ref(f: Callable, tau: float, centers: torch.Tensor, radius: float, n_points: int) -> int:

@@ -76,7 +76,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # chapter 7: every family in `families` trained on every (task, K, Δc) of `settings` (σ = 0.1, H = 8);
     # one cvae per β = ratio·β* in beta_ratios, each diffusion/flow sampled with every count in sampler_steps
-    # (their L̂ measured by chapter 6's bridges.measure with BUDGETS["bridges"][lipschitz_sizes]); measured at
+    # (their L̂ measured by chapter 6's measure.measure_bridges with BUDGETS["bridges"][lipschitz_sizes]); measured at
     # n_obs observations with n_samples samples,
     # n_sinkhorn of them against as many demonstrations for the Sinkhorn divergence
     "synthetic": {
@@ -117,20 +117,20 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                      executors=("whole chunk", "half chunk", "every step", "ensemble m=0.01", "ensemble m=0.5")),
     },
     # chapter 9: expert demos of both robot tasks (n_episodes each), modes clustered (single linkage cut at
-    # `threshold` m/s) in the k-nearest neighbourhoods of n_query observations at each time step of `steps`,
-    # at every chunk length in Hs; then a cvae per β = ratio·β*(s₀) and a flow trained on the gap task
-    # (chunk_len), each trained for train_steps, measured with n_samples samples / n_hole prior draws /
+    # `threshold` m/s) in the k-nearest neighbourhoods of n_query observations at each episode time step of
+    # `time_steps`, at every chunk length in Hs; then a cvae per β = ratio·β*(s₀) and a flow trained on the gap
+    # task (chunk_len), each trained for `steps` optimiser steps, measured with n_samples samples / n_hole prior draws /
     # n_jac Jacobians per start observation and rolled out for n_eval episodes
     "robot_modes": {
-        "fast": dict(n_episodes=48, chunk_len=8, Hs=(4, 8, 16), steps=(0, 2, 8, 16, 32), n_query=3, k=32,
-                     threshold=0.3, train_steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+        "fast": dict(n_episodes=48, chunk_len=8, Hs=(4, 8, 16), time_steps=(0, 2, 8, 16, 32), n_query=3, k=32,
+                     threshold=0.3, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
                      beta_ratios=(0.1, 3.0), n_samples=256, n_hole=2048, n_jac=8, n_eval=16),
-        "standard": dict(n_episodes=128, chunk_len=8, Hs=(2, 4, 8, 16), steps=(0, 1, 2, 4, 8, 16, 24, 32, 40),
-                         n_query=6, k=48, threshold=0.3, train_steps=1500, width=128, depth=3, batch_size=256,
+        "standard": dict(n_episodes=128, chunk_len=8, Hs=(2, 4, 8, 16), time_steps=(0, 1, 2, 4, 8, 16, 24, 32, 40),
+                         n_query=6, k=48, threshold=0.3, steps=1500, width=128, depth=3, batch_size=256,
                          lr=1e-3, latent_dim=2, beta_ratios=(0.1, 3.0), n_samples=512, n_hole=4096, n_jac=32,
                          n_eval=64),
-        "full": dict(n_episodes=512, chunk_len=8, Hs=(1, 2, 4, 8, 16, 32), steps=tuple(range(0, 44, 2)),
-                     n_query=16, k=64, threshold=0.3, train_steps=2000, width=256, depth=3, batch_size=512,
+        "full": dict(n_episodes=512, chunk_len=8, Hs=(1, 2, 4, 8, 16, 32), time_steps=tuple(range(0, 44, 2)),
+                     n_query=16, k=64, threshold=0.3, steps=2000, width=256, depth=3, batch_size=512,
                      lr=1e-3, latent_dim=2, beta_ratios=(0.03, 0.1, 0.3, 1.0, 3.0), n_samples=2048, n_hole=8192,
                      n_jac=128, n_eval=128),
     },

@@ -9,8 +9,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from mbc_lib import diagnostics, tasks, theory
+from mbc_lib import diagnostics, figures, tasks, theory
 from mbc_lib.experiments import bridges
+from mbc_lib.measure import TrainedTransport, measure_bridges, transitions
+from mbc_lib.profiles import budget
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +79,25 @@ class _ClippedLinear(torch.nn.Module):
 
 def test_step_plots_draw_when_no_segment_crossed_between_modes(swept):
     # A map collapsed onto one mode crosses no segment: every width is undefined (NaN). Its panel
-    # cannot be log-scaled; the figure must still draw (tight layout raised here before).
+    # cannot be log-scaled; the figure must still draw (tight layout raised here before) and say why it is empty.
     _, stats = swept
     collapsed = {k: dataclasses.replace(s, width=np.full_like(s.width, np.nan), width_floor=np.full_like(s.width, np.nan))
                  for k, s in stats.items()}
-    for fig in (bridges.plot_steps(collapsed, K=2, delta=3.0, families=("flow",)), bridges.plot_modes_sweep(collapsed)):
+    steps_fig = figures.bridges.plot_steps(collapsed, K=2, delta=3.0, families=("flow",))
+    modes_fig = figures.bridges.plot_modes_sweep(collapsed)
+    for fig in (steps_fig, modes_fig):
         fig.savefig(io.BytesIO(), bbox_inches="tight")
+    lip, bridge, width = steps_fig.axes
+    # one flow: three Lipschitz lines (L̂, median ‖J‖, L implied by b̂), bridge and floor, width and Δ/J
+    assert [len(ax.get_lines()) for ax in (lip, bridge, width)] == [3, 2, 2]
+    assert [len(line.get_xdata()) for line in lip.get_lines()] == [3, 3, 3]  # one point per step count (1, 2, 8)
+    assert lip.get_yscale() == bridge.get_yscale() == "log" and width.get_yscale() == "linear"
+    assert "no positive values to show" in [t.get_text() for t in width.texts]
+    # the K panel has K = 2 and K = 4 at Δc = 3 (bridge and floor each); the Δc panel only the base model
+    k_panel, delta_panel = modes_fig.axes
+    assert len(k_panel.get_lines()) == 4 and len(delta_panel.get_lines()) == 2
+    assert {t.get_text() for t in k_panel.get_legend().get_texts()} >= {"$K$ = 2: bridge", "$K$ = 4: bridge"}
+    for fig in (steps_fig, modes_fig):
         plt.close(fig)
 
 
@@ -90,8 +105,8 @@ def test_measurement_recovers_a_known_map():
     task = tasks.make("fork", K=2, delta=3.0, sigma=0.1, chunk_len=8)
     L = 5.0
     policy = _ClippedLinear(task, L, a0=-0.3)
-    model = bridges.Model("flow", 2, 3.0, task, policy, None)
-    st = bridges.measure(model, steps=1, seed=0, profile="fast")
+    model = TrainedTransport("flow", 2, 3.0, task, policy, None)
+    st = measure_bridges(model, steps=1, sizes=budget("bridges", "fast"), seed=0)
     assert st.L_hat[0] == pytest.approx(L, rel=1e-4)  # the Jacobian at bridge points is exactly L
     # the preimages are half-spaces gap/L apart: the bridge is Φ(u + gap/L) − Φ(u), the floor itself
     u = -0.3 + task.radius / L
@@ -119,7 +134,7 @@ def test_transitions_of_the_clipped_linear_map_attain_the_lemma():
     end[1, 1] = 2.0  # a slanted segment: its transition is longer by 1/cos of the slant
     end[2, 0] = -2.9  # stays in mode 0: no transition
     prof = diagnostics.segment_profile(f, start, end, n_points=65, centers=centers, radius=task.radius)
-    width, jac = bridges.transitions(f, start, end, prof.labels, centers, task.radius, n_max=10)
+    width, jac = transitions(f, start, end, prof.labels, centers, task.radius, n_max=10)
     assert len(width) == 2 and jac == pytest.approx(L, rel=1e-4)
     h = 6.0 / 64  # grid step
     assert width[0] == pytest.approx(gap / L, abs=2 * h / 2**12 + 1e-5)
@@ -130,8 +145,9 @@ def test_transitions_of_the_clipped_linear_map_attain_the_lemma():
 def test_figures_render_hats_and_show_the_check(swept):
     # matplotlib draws "L̂" typed as text as a plain "L": every hat must be mathtext ($\hat L$)
     _, stats = swept
-    figs = [bridges.plot_crossing(stats[("flow", 2, 3.0, 8)]), bridges.plot_steps(stats, K=2, delta=3.0, families=("flow",)),
-            bridges.plot_floor_check(stats), bridges.plot_modes_sweep(stats), bridges.plot_widths(stats)]
+    figs = [figures.bridges.plot_crossing(stats[("flow", 2, 3.0, 8)]),
+            figures.bridges.plot_steps(stats, K=2, delta=3.0, families=("flow",)), figures.bridges.plot_floor_check(stats),
+            figures.bridges.plot_modes_sweep(stats), figures.bridges.plot_widths(stats)]
     for fig in figs:
         fig.canvas.draw()
         texts = [t.get_text() for t in fig.findobj(plt.Text)]
@@ -145,14 +161,16 @@ def test_figures_render_hats_and_show_the_check(swept):
         plt.close(fig)
 
 
-def test_implied_lipschitz():
-    # two modes where part 2 of the bridge-mass floor (app-isoperimetry) binds: the same as theory.implied_min_lipschitz
+def test_implied_lipschitz_from_measured_masses():
+    # two modes where part 2 of the bridge-mass floor (app-isoperimetry) binds: the closed form with m = p_min
     p, b, gap = [0.1, 0.8], 0.1, 1.0
-    assert bridges.implied_lipschitz(p, gap, b) == pytest.approx(theory.implied_min_lipschitz(b, 0.1, gap), rel=1e-6)
-    assert bridges.implied_lipschitz([0.5, 0.5], 1.0, 0.0) == math.inf
-    assert math.isnan(bridges.implied_lipschitz([1.0, 0.0], 1.0, 0.0))
-    # more bridge is consistent with a smoother map
-    assert bridges.implied_lipschitz([0.3] * 3, 1.0, 0.2) < bridges.implied_lipschitz([0.3] * 3, 1.0, 0.05)
+    implied = theory.implied_min_lipschitz
+    assert implied(b, p, gap) == pytest.approx(implied(b, 0.1, gap), rel=1e-6)
+    assert implied(0.0, [0.5, 0.5], 1.0) == math.inf
+    assert math.isnan(implied(0.0, [1.0, 0.0], 1.0))
+    # more bridge is consistent with a smoother map; the masses never allow less than the closed form
+    assert implied(0.2, [0.3] * 3, 1.0) < implied(0.05, [0.3] * 3, 1.0)
+    assert implied(0.1, [0.45, 0.45], 1.0) >= implied(0.1, 0.45, 1.0) * (1 - 1e-9)
 
 
 def test_bad_arguments():
@@ -170,10 +188,10 @@ def test_measurement_on_cuda_matches_the_cpu(monkeypatch):
     task = tasks.make("fork", K=2, delta=3.0, sigma=0.1, chunk_len=8)
     pol = policies.make("flow", obs_dim=1, action_dim=1, chunk_len=8, width=32, depth=1, seed=0)
     train(pol, task.dataset(512, seed=0), steps=60, batch_size=128, seed=0, device="cpu", progress=False)
-    model = bridges.Model("flow", 2, 3.0, task, pol.cpu(), None)
-    on_gpu = bridges.measure(model, steps=4, seed=0, profile="fast")
+    model = TrainedTransport("flow", 2, 3.0, task, pol.cpu(), None)
+    on_gpu = measure_bridges(model, steps=4, sizes=budget("bridges", "fast"), seed=0)
     assert pol.device.type == "cpu"
     monkeypatch.setenv("MBC_DEVICE", "cpu")
-    on_cpu = bridges.measure(model, steps=4, seed=0, profile="fast")
+    on_cpu = measure_bridges(model, steps=4, sizes=budget("bridges", "fast"), seed=0)
     assert np.allclose(on_gpu.bridge, on_cpu.bridge, atol=0.01)
     assert np.allclose(on_gpu.L_hat, on_cpu.L_hat, rtol=0.02)

@@ -64,3 +64,35 @@ def test_storing_a_table_removes_the_tables_of_older_library_sources(cache_dir):
     other.write_text("{}")
     cache.store("demo", [{"x": 1}], "fast", seed=0)
     assert not stale.exists() and other.exists()
+
+
+def test_run_keeps_a_result_and_is_the_one_place_that_stores_it(cache_dir, monkeypatch):
+    calls = []
+
+    def compute(profile=None, seed=0):
+        calls.append((profile, seed))
+        return {"rows": [{"value": seed + 0.5}], "figure data": object()}
+
+    monkeypatch.setitem(experiments.RESULTS, "fake", (compute, lambda result: result["rows"]))
+    monkeypatch.setitem(experiments.EXPERIMENTS, "fake", lambda profile=None, seed=0: compute(profile, seed)["rows"])
+    result = experiments.run("fake", profile="fast", seed=2, keep_result=True)
+    assert "figure data" in result and cache.load("fake", "fast", 2) is None  # nothing stored unless asked
+    result = experiments.run("fake", profile="fast", seed=2, use_cache=True, keep_result=True)
+    assert cache.load("fake", "fast", 2) == [{"value": 2.5}]  # the rows, for the chapters that read them later
+    assert experiments.run("fake", profile="fast", seed=2, use_cache=True) == [{"value": 2.5}]  # read, not computed
+    assert calls == [("fast", 2), ("fast", 2)]
+    with pytest.raises(ValueError, match="returns rows only"):
+        experiments.run("transport", profile="fast", keep_result=True)
+
+
+def test_no_experiment_writes_the_cache_itself():
+    # the cache is written by experiments.run only: no chapter module calls cache.store
+    import ast
+    from pathlib import Path
+
+    root = Path(experiments.__file__).parent
+    for path in root.glob("*.py"):
+        if path.name in ("__init__.py", "cache.py"):
+            continue
+        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute) and n.attr == "store"]
+        assert not calls, f"{path.name} writes the results cache; only experiments.run may"

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from mbc_lib import tasks, theory
+from mbc_lib import figures, tasks, theory
 from mbc_lib.experiments import latent
+from mbc_lib.figures.common import OFF_SUPPORT_COLOR
+from mbc_lib.measure import identified_modes
 
 
 @pytest.fixture(scope="module")
@@ -86,20 +88,42 @@ def test_act_scaling_numbers():
     assert 0.9 * out["max_gain"] < out["line_gain"] < 1.02 * out["max_gain"]
 
 
-def test_nearest_mode_ignores_the_radius():
+def test_identified_mode_ignores_the_radius():
     fork = tasks.make("fork", **latent.FORK)
     obs = torch.zeros(3, 1)
     centers = fork.modes(obs).centers  # [3, 2, H, 1]
     chunks = torch.stack([centers[0, 0] * 0.6, centers[1, 1] * 0.6, centers[2, 1]])  # off-support, off, on
-    assert latent.nearest_mode(fork, obs, chunks).tolist() == [0, 1, 1]
+    assert identified_modes(fork, obs, chunks).tolist() == [0, 1, 1]
     assert fork.assign(obs, chunks).tolist()[:2] == [-1, -1]
+
+
+def _lines_in(ax, color):
+    from matplotlib.colors import same_color
+
+    return [line for line in ax.get_lines() if same_color(line.get_color(), color)]
 
 
 def test_sweep_plots(sweep):
     import matplotlib.pyplot as plt
 
-    for fig in (latent.plot_sweep(sweep, latent.sweep_rate_curve(sweep, n_points=5)), latent.plot_beta(sweep, 0.1)):
-        assert len(fig.axes) == 2
+    fig = figures.latent.plot_sweep(sweep, latent.sweep_rate_curve(sweep, n_points=5))
+    ax1, ax2 = fig.axes
+    labels = [t.get_text() for t in ax1.get_legend().get_texts()]
+    assert labels[0] == "optimal rate (theory)" and r"$\hat I(A;Z\mid S)$" in labels and "marginal KL" in labels
+    kl = next(line for line in ax1.get_lines() if line.get_label() == r"$\mathbb{E}\,$KL (measured)")
+    assert np.allclose(kl.get_xdata(), [0.1, 1.5])  # one marker per trained β, at β/β*
+    assert np.allclose(kl.get_ydata(), [sweep.evals[r].split.mean_kl for r in (0.1, 1.5)])
+    assert ax1.get_xscale() == ax2.get_xscale() == "log"
+    plt.close(fig)
+    # one model: each decoded prior sample is drawn in the colour of the mode it lands in, off-support ones in red
+    for ratio in (0.1, 1.5):
+        ev = sweep.evals[ratio]
+        fig = figures.latent.plot_beta(sweep, ratio)
+        chunks_ax = fig.axes[0]
+        labels = ev.prior_labels[0][:80]
+        assert len(_lines_in(chunks_ax, OFF_SUPPORT_COLOR)) == int((labels < 0).sum())
+        for k in range(2):
+            assert len(_lines_in(chunks_ax, figures.common.mode_color(k))) == int((labels == k).sum())
         plt.close(fig)
     rows = latent.summary(sweep)
     assert [r["ratio"] for r in rows] == [0.1, 1.5]
@@ -136,8 +160,13 @@ def test_collapse_curves_set_both_sweeps_against_the_optimum(sweep, acts):
     assert all(r["gain"] > 0 for r in l1) and l1[0]["rate"] > l1[-1]["rate"] and l1[0]["gain"] > l1[-1]["gain"]
     assert cur.brackets["l2"] == (0.1 * sweep.thresholds.beta_star, 1.5 * sweep.thresholds.beta_star)
     assert cur.brackets["l1"] == (0.05, 10.0)
-    fig = latent.plot_collapse(cur)
-    assert len(fig.axes) >= 2
+    fig = figures.latent.plot_collapse(cur)
+    rates = fig.axes[0]
+    markers = [line for line in rates.get_lines() if line.get_marker() in ("o", "s") and len(line.get_xdata()) == 1]
+    assert len(markers) == 4  # every trained model of both sweeps
+    # collapsed models (E KL below the threshold) are drawn open
+    open_ = sum(line.get_markerfacecolor() == "white" for line in markers)
+    assert open_ == sum(r["mean_kl"] < latent.COLLAPSED_KL for r in cur.trained_l2 + cur.trained_l1) >= 1
     plt.close(fig)
 
 
@@ -145,11 +174,17 @@ def test_cgf_and_act_plots(acts):
     import matplotlib.pyplot as plt
 
     ex = [dict(centers=[-2.0, 2.0], weights=[0.5, 0.5], sigma=1.0, temperatures=(6.0, 10.0), title="equal")]
-    fig = latent.plot_cgf(ex)
-    assert len(fig.axes) == 2
+    fig = figures.latent.plot_cgf(ex)
+    top, bottom = fig.axes
+    assert len(top.get_lines()) == 3 and len(bottom.get_lines()) == 3  # ψ and one parabola per T; the differences and 0
+    assert [t.get_text().split(":")[0] for t in bottom.get_legend().get_texts()] == ["$T$ = 6", "$T$ = 10"]
     plt.close(fig)
-    fig = latent.plot_act(acts, weights=(10.0,))
-    assert len(fig.axes) == 1
+    fig = figures.latent.plot_act(acts, weights=(10.0,))
+    (ax,) = fig.axes
+    zero_off = int(acts[10.0].eval.zero_labels[0]) < 0
+    assert ax.get_title().endswith("off-support" if zero_off else f"mode {int(acts[10.0].eval.zero_labels[0])}")
+    thick = [line for line in ax.get_lines() if line.get_linewidth() == 3]  # the chunk ACT executes, z = 0
+    assert len(thick) == 1 and (thick[0].get_color() == OFF_SUPPORT_COLOR) == zero_off
     plt.close(fig)
     rows = latent.act_summary(acts)
     assert [r["beta"] for r in rows] == [0.05, 10.0] and rows[0]["mean_kl"] > rows[1]["mean_kl"]

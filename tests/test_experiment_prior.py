@@ -1,12 +1,15 @@
 """Chapter 4's claims, checked on the experiment functions the notebook calls (fast profile)."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
 
-from mbc_lib import diagnostics
+from mbc_lib import diagnostics, figures
+from mbc_lib.experiments import latent
 from mbc_lib.experiments import prior_coverage as pc
+from mbc_lib.figures.common import OFF_SUPPORT_COLOR, mode_color
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +96,54 @@ def test_map_summary_and_radial_gap(results):
     assert weak["strip_hole_0.5"] > weak["strip_hole_0.1"]
 
 
-def test_plots_and_errors(results):
+def test_coverage_figure_shows_every_variant_and_its_bounds(results):
     import matplotlib.pyplot as plt
+    from matplotlib.colors import same_color
 
-    for fig in (pc.plot_coverage(results), pc.plot_typicality(results), pc.plot_latent_map(results["MMD (WAE)"], 0.5)):
-        assert fig.axes
-        plt.close(fig)
+    names = list(results)
+    fig = figures.prior_coverage.plot_coverage(results)
+    cov, off, holes = fig.axes
+    assert [t.get_text() for t in cov.get_xticklabels()] == [n.replace(" (", "\n(") for n in names]
+    # stacked bars: per variant one bar per mode and one off-support bar, in the mode colours and red on top
+    bars = cov.patches
+    assert len(bars) == 3 * len(names)
+    top = bars[-len(names):]
+    assert all(same_color(b.get_facecolor(), OFF_SUPPORT_COLOR) for b in top)
+    assert all(same_color(b.get_facecolor(), mode_color(0)) for b in bars[:len(names)])
+    rows = pc.summary(results)
+    assert np.allclose([b.get_height() for b in top], [r["off_support_prior"] for r in rows])
+    # the bound posterior + TV is drawn as one diamond per variant, above the deployment bar (up to sampling)
+    (bound,) = [line for line in off.get_lines() if line.get_marker() == "D"]
+    assert np.allclose(bound.get_ydata(), [r["off_support_bound"] for r in rows])
+    assert {t.get_text() for t in holes.get_legend().get_texts()} >= {r"$\mathrm{Hole}_{0.1}$ measured",
+                                                                       r"$\mathrm{Hole}_{0.5}$ measured"}
+    plt.close(fig)
+    fig = figures.prior_coverage.plot_typicality(results)
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_legend().get_texts()][:len(names)] == names
+    assert len(right.get_lines()) == len(names) + 1  # one CDF per variant and the prior's diagonal
+    plt.close(fig)
+
+
+def test_latent_map_marks_z0_and_the_posterior_clouds(results):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import same_color
+
+    res = results["MMD (WAE)"]
+    fig = figures.prior_coverage.plot_latent_map(res, 0.5)
+    (ax,) = fig.axes
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert labels == {"$z = 0$", "posterior means, mode 0", "posterior means, mode 1"}
+    for k in range(2):  # each mode's posterior means in that mode's colour
+        (cloud,) = [c for c in ax.collections if c.get_label() == f"posterior means, mode {k}"]
+        assert same_color(cloud.get_facecolor()[0], mode_color(k))
+    (z0,) = [line for line in ax.get_lines() if line.get_label() == "$z = 0$"]
+    assert list(z0.get_xydata()[0]) == [0.0, 0.0]
+    assert f"{res.eval.coverage('prior')[-1]:.0%}" in ax.get_title()
+    plt.close(fig)
+
+
+def test_chapter_forks_agree_and_unknown_variants_raise():
+    assert pc.FORK == latent.FORK  # chapter 4 trains on chapter 3's fork
     with pytest.raises(ValueError, match="unknown variant"):
         pc.fit_variant("VampPrior")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mbc_lib import experiments, profiles
-from mbc_lib.experiments import cache, robot
+from mbc_lib import experiments, figures, profiles
+from mbc_lib.experiments import cache, robot, tables
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_regression_averages_the_gaps_into_the_wall(swept):
     assert reg["failure_rate"] > mix["failure_rate"] + 0.2
     assert mix["success_rate"] > reg["success_rate"]
     # the regression policy's paths end at the wall between the gaps (|x| < the inner gap edges)
-    task = robot.envs.make_task("mbc/PathGaps-v0", K=2)
+    task = robot.envs.make_env_task("mbc/PathGaps-v0", K=2)
     inner = task.gap_centers[1] - task.gap_width / 2
     ends = np.array([q[-1] for q in swept.results[("PathGaps", 2, "regression", "whole chunk")].qpos])
     assert np.all(np.abs(ends[:, 0]) < inner) and np.all(ends[:, 1] < task.wall_y)
@@ -84,12 +84,13 @@ def test_bad_settings_raise_clear_errors(swept):
         robot.rollout(model, {"horizon": 4})
 
 
-def test_default_sweep_stores_its_table_for_chapter_10(monkeypatch, tmp_path):
+def test_run_keeps_the_sweep_and_stores_its_table_for_chapter_11(monkeypatch, tmp_path):
     monkeypatch.setenv("MBC_CACHE", str(tmp_path))
     tiny = dict(profiles.BUDGETS["robot"]["fast"], envs=("PushBins",), policies=("regression",),
                 executors=("whole chunk",), steps=50, n_demos=16, n_eval=8)
     monkeypatch.setitem(profiles.BUDGETS["robot"], "fast", tiny)
-    result = robot.sweep(seed=0, profile="fast", progress=False)
+    result = experiments.run("robot", profile="fast", seed=0, use_cache=True, keep_result=True)
+    assert isinstance(result, robot.RobotSweep)
     stored = cache.load("robot", "fast", 0)
     assert stored is not None and len(stored) == 2
     assert [r["policy"] for r in stored] == ["expert", "regression"]
@@ -103,26 +104,55 @@ def test_prose_helpers_read_the_measured_rows(swept):
     labels = ["regression", "mixture", "diffusion"]
     used = robot.modes_used(rows, "PathGaps", labels)
     assert used == {p: _rows(swept)[("PathGaps", p, "whole chunk")]["modes_used"] for p in labels}
-    sentence = robot.modes_sentence(rows, "PathGaps", labels)
+    sentence = figures.robot.modes_sentence(rows, "PathGaps", labels)
     assert sentence.startswith("On `PathGaps`, ") and sentence.endswith(".")
     for p in labels:  # every policy is named once, with the words for its own count
         assert sentence.count(f"`{p}`") == 1
-    assert f"used {robot.count_words(used['diffusion'], 2, 'gap')}" in sentence
-    table = robot.outcome_table(rows, ["PathGaps"], labels)
+    assert f"used {figures.robot.count_words(used['diffusion'], 2, 'gap')}" in sentence
+    table = figures.robot.outcome_table(rows, ["PathGaps"], labels)
     lines = table.splitlines()
     assert len(lines) == 2 + 1 + len(labels)  # header, rule, the expert, the policies
     assert all(line.count("|") == 6 for line in lines)  # policy + four columns per task
     assert lines[2].startswith("| `expert` |") and "collision" in lines[0]
     with pytest.raises(ValueError, match="no row"):
-        robot.outcome_table(rows, ["PushBins"], labels)
+        figures.robot.outcome_table(rows, ["PushBins"], labels)
 
 
 def test_count_words():
-    assert robot.count_words(2, 2, "gap") == "both gaps" and robot.count_words(3, 3, "bin") == "all 3 bins"
-    assert robot.count_words(1, 2, "gap") == "one gap only" and robot.count_words(0, 2, "bin") == "no bin"
-    assert robot.count_words(2, 3, "gap") == "2 of 3 gaps"
+    words = figures.robot.count_words
+    assert words(2, 2, "gap") == "both gaps" and words(3, 3, "bin") == "all 3 bins"
+    assert words(1, 2, "gap") == "one gap only" and words(0, 2, "bin") == "no bin"
+    assert words(2, 3, "gap") == "2 of 3 gaps"
     with pytest.raises(ValueError, match="modes used"):
-        robot.count_words(3, 2, "gap")
+        words(3, 2, "gap")
+
+
+def test_figures_show_each_policys_outcomes(swept):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import same_color
+
+    from mbc_lib.figures.common import OFF_SUPPORT_COLOR
+
+    fig = figures.robot.plot_outcomes(swept, "whole chunk")
+    (ax,) = fig.axes
+    names = ["expert", *swept.labels]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    rows = _rows(swept)
+    # per policy: one bar per gap (successes through it), the collision bar in red, the rest grey
+    bars = ax.patches
+    assert len(bars) == 4 * len(names)
+    for i, name in enumerate(names):
+        r = rows[("PathGaps", name, "scripted" if name == "expert" else "whole chunk")]
+        via0, via1, fail, _ = bars[4 * i: 4 * i + 4]
+        assert (via0.get_height(), via1.get_height()) == pytest.approx((r["mode0_rate"], r["mode1_rate"]))
+        assert same_color(fail.get_facecolor(), OFF_SUPPORT_COLOR) and fail.get_height() == pytest.approx(
+            r["failure_rate"] if name != "expert" else 0.0)
+    plt.close(fig)
+    fig = figures.robot.plot_trajectories(swept, "PathGaps", "regression", "whole chunk", n_show=8)
+    res = swept.results[("PathGaps", 2, "regression", "whole chunk")]
+    red = [line for line in fig.axes[0].get_lines() if same_color(line.get_color(), OFF_SUPPORT_COLOR)]
+    assert len(red) == int((~res.success[:8] & res.failures[:8]).sum())  # every collision drawn in red
+    plt.close(fig)
 
 
 def test_executor_effect_pairs_the_two_executors():
@@ -133,9 +163,10 @@ def test_executor_effect_pairs_the_two_executors():
     rows = [r("expert", "scripted", 1.0), r("vq", "whole chunk", 0.50), r("vq", "ensemble m=0.01", 0.78),
             r("flow", "whole chunk", 0.28), r("flow", "ensemble m=0.01", 0.09), r("mixture", "whole chunk", 0.16),
             r("mixture", "ensemble m=0.01", 0.16), r("cvae", "whole chunk", 0.1)]  # cvae: no ensembling row
-    eff = robot.executor_effect(rows, "ensemble m=0.01")
+    eff = tables.executor_effect(rows, "ensemble m=0.01")
+    assert eff == robot.executor_effect(rows, "ensemble m=0.01")  # chapter 8's name for it
     assert {e["policy"]: e["change"] for e in eff} == {"vq": 1, "flow": -1, "mixture": 0}
     vq = next(e for e in eff if e["policy"] == "vq")
     assert vq["success"] == 0.5 and vq["success_other"] == 0.78
-    assert {e["policy"]: e["change"] for e in robot.executor_effect(rows, "ensemble m=0.01", tol=0.3)}["vq"] == 0
-    assert [e["policy"] for e in robot.executor_effect(rows, "ensemble m=0.01", labels=["flow"])] == ["flow"]
+    assert {e["policy"]: e["change"] for e in tables.executor_effect(rows, "ensemble m=0.01", tol=0.3)}["vq"] == 0
+    assert [e["policy"] for e in tables.executor_effect(rows, "ensemble m=0.01", labels=["flow"])] == ["flow"]

@@ -5,9 +5,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from mbc_lib import diagnostics, profiles, theory
+from mbc_lib import diagnostics, experiments, figures, profiles, theory
 from mbc_lib.experiments import cache
 from mbc_lib.experiments import robot_modes as rm
+from mbc_lib.figures.common import OFF_SUPPORT_COLOR, mode_color
 from mbc_lib.profiles import budget
 
 
@@ -46,15 +47,15 @@ def test_expert_counterfactual_modes_at_the_start_follow_sqrt_h(path_demos):
         assert delta[0] == pytest.approx(math.sqrt(H), rel=0.02)  # steering saturated at ±0.5 m/s
 
 
-def test_critical_beta_matches_theory_on_known_modes():
+def test_critical_beta_from_clusters_matches_theory_on_known_modes():
     rng = np.random.default_rng(0)
     # two equal 1-D modes ±1 with noise σ: β* = (σ² + Δ_c²(K²−1)/12)/σ_d² = (σ² + 1)/σ_d²  (app-collapse-l2)
     x = np.concatenate([rng.normal(-1, 0.1, 400), rng.normal(1, 0.1, 400)])[:, None, None]
     labels = np.repeat([0, 1], 400)
     exact = theory.critical_beta_equal_spacing(2, 2.0, 0.1, 1.0)
-    assert rm.critical_beta(x, labels, 1.0) == pytest.approx(exact, rel=0.05)
+    assert theory.critical_beta_from_clusters(x, labels, 1.0) == pytest.approx(exact, rel=0.05)
     # one mode: β* is the within-mode variance
-    assert rm.critical_beta(x[:400], labels[:400], 1.0) == pytest.approx(0.01, rel=0.2)
+    assert theory.critical_beta_from_clusters(x[:400], labels[:400], 1.0) == pytest.approx(0.01, rel=0.2)
 
 
 def test_mode_regions_and_purity():
@@ -85,7 +86,7 @@ def test_bad_input_raises_clear_errors(path_demos):
 
 def test_latent_and_transport_measurements_on_trained_policies(path_demos, path_profile):
     """A weak-β cvae carries the gap and a strong-β one collapses, as β*(s₀) predicts; the flow's metrics are sane."""
-    b = {**budget("robot_modes", "fast"), "train_steps": 200, "n_samples": 64, "n_hole": 512, "n_jac": 4}
+    b = {**budget("robot_modes", "fast"), "steps": 200, "n_samples": 64, "n_hole": 512, "n_jac": 4}
     data = path_demos.dataset(8)
     beta_star = float(np.median(path_profile.beta_star[0]))
     out = {}
@@ -105,13 +106,15 @@ def test_latent_and_transport_measurements_on_trained_policies(path_demos, path_
     assert 0 <= m["floor"] <= 1
 
 
-def test_diagnose_stores_its_table(monkeypatch, tmp_path):
+def test_run_keeps_the_result_and_stores_its_table(monkeypatch, tmp_path):
     monkeypatch.setenv("MBC_CACHE", str(tmp_path))
-    small = {"fast": dict(n_episodes=24, chunk_len=4, Hs=(4,), steps=(0, 4), n_query=2, k=16, threshold=0.3,
-                          train_steps=30, width=32, depth=1, batch_size=128, lr=3e-3, latent_dim=2,
+    small = {"fast": dict(n_episodes=24, chunk_len=4, Hs=(4,), time_steps=(0, 4), n_query=2, k=16, threshold=0.3,
+                          steps=30, width=32, depth=1, batch_size=128, lr=3e-3, latent_dim=2,
                           beta_ratios=(0.1,), n_samples=32, n_hole=256, n_jac=2, n_eval=4)}
     monkeypatch.setitem(profiles.BUDGETS, "robot_modes", small)
-    res = rm.diagnose(profile="fast", seed=0, progress=False)
+    assert rm.diagnose(profile="fast", seed=0, progress=False) is not None and cache.load("robot_modes", "fast", 0) is None
+    res = experiments.run("robot_modes", profile="fast", seed=0, use_cache=True, keep_result=True)
+    assert isinstance(res, rm.RobotModes)
     rows = cache.load("robot_modes", "fast", 0)
     assert rows is not None and rows == cache._clean(rm.summary(res))
     tables = {r["table"] for r in rows}
@@ -119,25 +122,54 @@ def test_diagnose_stores_its_table(monkeypatch, tmp_path):
     assert {r["policy"] for r in rows if r["table"] == "policies"} == {"cvae β = 0.1·β*", "flow"}
     assert all(isinstance(v, (int, float, str)) or v is None for r in rows for v in r.values())
     assert res.reports["flow"].rollout.n_episodes == 4
-    for fig in (rm.plot_profile(res), rm.plot_neighbourhood(res, "mbc/PushBins-v0", 4, 4), rm.plot_chunk_length(res),
-                rm.plot_beta_star(res), rm.plot_policies(res)):
+    fr = figures.robot_modes
+    for fig in (fr.plot_profile(res), fr.plot_neighbourhood(res, "mbc/PushBins-v0", 4, 4), fr.plot_chunk_length(res),
+                fr.plot_beta_star(res), fr.plot_policies(res)):
         assert fig.axes
         texts = [t.get_text() for ax in fig.axes for t in ax.texts + ax.get_xticklabels()
                  + (ax.get_legend().get_texts() if ax.get_legend() else [])] + [ax.get_title() for ax in fig.axes]
         assert not [t for t in texts if "\u0302" in t], "a combining hat renders as a plain letter: use mathtext"
         plt.close(fig)
+    _check_what_the_figures_show(res)
+
+
+def _check_what_the_figures_show(res):
+    from matplotlib.colors import same_color
+
+    fr = figures.robot_modes
+    fig = fr.plot_profile(res)  # per task: modes per observation (top) and separation (bottom) against the step
+    assert len(fig.axes) == 2 * len(rm.DEMO_TASKS)
+    for j, (env_id, K) in enumerate(rm.DEMO_TASKS):
+        top = fig.axes[j]  # the first row of the 2 × tasks grid
+        (k_hat,) = [line for line in top.get_lines() if line.get_label() == r"clusters $\hat K(s)$"]
+        assert list(k_hat.get_xdata()) == list(res.steps)
+        assert np.allclose(k_hat.get_ydata(), res.profile(env_id).n_modes.mean(1))
+    plt.close(fig)
+    fig = fr.plot_beta_star(res)  # one dashed line per trained cvae at its β
+    cvaes = [r for r in res.reports.values() if r.family == "cvae"]
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert sorted(line.get_ydata()[0] for line in dashed) == sorted(r.metrics["beta"] for r in cvaes)
+    plt.close(fig)
+    fig = fr.plot_policies(res)  # the chunks at a start observation: off-support ones in red, the others in mode colours
+    chunks = fig.axes[0].get_lines()
+    labels = np.concatenate([r.labels[0][:60] for r in res.reports.values()])
+    assert len(chunks) == len(labels)
+    red = [same_color(line.get_color(), OFF_SUPPORT_COLOR) for line in chunks]
+    assert sum(red) == int((labels < 0).sum())
+    assert all(same_color(line.get_color(), mode_color(int(k))) for line, k in zip(chunks, labels))
+    plt.close(fig)
 
 
 def test_policies_figure_legends_sit_under_the_bars(monkeypatch, tmp_path):
     """The policies figure writes L̂ in mathtext and puts its bar panels' legends under the axes; with the five
     cvaes of the full profile its tick labels still do not collide."""
     monkeypatch.setenv("MBC_CACHE", str(tmp_path))
-    small = {"fast": dict(n_episodes=24, chunk_len=4, Hs=(4,), steps=(0, 4), n_query=2, k=16, threshold=0.3,
-                          train_steps=10, width=16, depth=1, batch_size=128, lr=3e-3, latent_dim=2,
+    small = {"fast": dict(n_episodes=24, chunk_len=4, Hs=(4,), time_steps=(0, 4), n_query=2, k=16, threshold=0.3,
+                          steps=10, width=16, depth=1, batch_size=128, lr=3e-3, latent_dim=2,
                           beta_ratios=(0.03, 0.1, 0.3, 1.0, 3.0), n_samples=16, n_hole=64, n_jac=2, n_eval=2)}
     monkeypatch.setitem(profiles.BUDGETS, "robot_modes", small)
     res = rm.diagnose(profile="fast", seed=0, progress=False)
-    fig = rm.plot_policies(res)
+    fig = figures.robot_modes.plot_policies(res)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes[1:]:

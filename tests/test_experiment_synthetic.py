@@ -1,7 +1,7 @@
 """Chapter 7's claims, checked on the experiment functions the notebook calls (fast profile).
 
 One small sweep on the symmetric two-branch fork (regression, mixture, a cvae on either side of β*,
-a flow at 1 and 8 steps), trained once per module; the cache is redirected to a temporary folder.
+a flow at 1 and 8 steps), trained once per module.
 """
 import math
 
@@ -9,20 +9,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from mbc_lib import experiments
+from mbc_lib import experiments, figures
 from mbc_lib.experiments import cache, synthetic
+from mbc_lib.figures.common import OFF_SUPPORT_COLOR, mode_color
 
 SETTING = ("fork", 2, 3.0)
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MBC_CACHE", str(tmp_path_factory.mktemp("cache")))
-    res = synthetic.sweep(settings=(SETTING,), families=("regression", "mixture", "cvae", "flow"),
-                          beta_ratios=(0.1, 2.0), sampler_steps=(1, 8), seed=0, profile="fast", store=True)
-    yield res
-    mp.undo()
+def swept():
+    return synthetic.sweep(settings=(SETTING,), families=("regression", "mixture", "cvae", "flow"),
+                           beta_ratios=(0.1, 2.0), sampler_steps=(1, 8), seed=0, profile="fast")
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +69,16 @@ def test_summary_rows_are_flat_and_have_the_columns(swept):
         assert len(set(map(frozenset, [r.keys() for r in rows]))) == 1  # every row has the same keys
         assert all(isinstance(v, (int, float, str)) for v in r.values())
         assert 0 <= r["coverage"] <= 1 and r["coverage"] == pytest.approx(1 - r["off_support"])
-    assert "cvae β=0.1β*" in synthetic.format_table(swept)
+    table = figures.synthetic.format_table(swept).splitlines()
+    assert len(table) == 2 + len(rows) and "cvae β=0.1β*" in table[3]  # regression, then the cvae by β
+    assert table[0].split()[:2] == ["model", "task"]
 
 
-def test_the_table_is_cached_for_chapter_10(swept):
+def test_run_keeps_the_result_and_caches_the_table_for_chapter_11(swept, monkeypatch, tmp_path):
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    assert cache.load("synthetic", "fast", 0) is None  # the sweep itself writes nothing
+    monkeypatch.setitem(experiments.RESULTS, "synthetic", (lambda profile=None, seed=0: swept, synthetic.summary))
+    assert experiments.run("synthetic", profile="fast", seed=0, use_cache=True, keep_result=True) is swept
     stored = cache.load("synthetic", "fast", 0)
     assert stored is not None and len(stored) == len(synthetic.summary(swept))
     assert stored[0]["family"] == "regression" and stored[0]["beta_star"] is None  # NaN stored as null
@@ -84,24 +87,51 @@ def test_the_table_is_cached_for_chapter_10(swept):
 
 def test_figures_render_hats(swept):
     # matplotlib draws "L̂" typed as text as a plain "L": every hat must be mathtext ($\hat L$)
-    for fig in (synthetic.plot_beta(swept), synthetic.plot_steps(swept), synthetic.plot_overview(swept)):
+    for fig in (figures.synthetic.plot_beta(swept), figures.synthetic.plot_steps(swept),
+                figures.synthetic.plot_overview(swept)):
         fig.canvas.draw()
         texts = [t.get_text() for t in fig.findobj(plt.Text)]
         assert not [t for t in texts if "\u0302" in t]
         plt.close(fig)
-    titles = [ax.get_title() for ax in synthetic.plot_steps(swept).axes]
+    titles = [ax.get_title() for ax in figures.synthetic.plot_steps(swept).axes]
     assert any("$\\hat L$" in t for t in titles)
     plt.close("all")
 
 
-def test_make_task_and_observations():
-    ring = synthetic.make_task("ring", 4, 3.0)
+def test_overview_stacks_off_support_under_the_modes(swept):
+    from matplotlib.colors import same_color
+
+    fig = figures.synthetic.plot_overview(swept)
+    where, sinkhorn = fig.axes
+    cells = figures.synthetic._representatives(swept, SETTING)  # every β, the largest step count
+    assert [t.get_text() for t in where.get_xticklabels()] == [c.label for c in cells]
+    bars = where.patches  # per cell: the off-support bar (red, hatched) at the bottom, then one bar per mode
+    assert len(bars) == 3 * len(cells)
+    for i, c in enumerate(cells):
+        off, *modes = bars[3 * i: 3 * i + 3]
+        assert same_color(off.get_facecolor(), OFF_SUPPORT_COLOR) and off.get_hatch() == "//"
+        assert off.get_height() == pytest.approx(c.off_support.mean()) and off.get_y() == 0
+        for k, bar in enumerate(modes):
+            assert same_color(bar.get_facecolor(), mode_color(k)) and bar.get_height() == pytest.approx(c.mass.mean(0)[k])
+    assert len(sinkhorn.patches) == len(cells) and sinkhorn.get_yscale() == "log"
+    plt.close(fig)
+    fig = figures.synthetic.plot_samples(swept.select("flow", SETTING)[-1], swept.tasks[SETTING])
+    (ax,) = fig.axes
+    cell = swept.select("flow", SETTING)[-1]
+    coloured = [line for line in ax.get_lines() if not same_color(line.get_color(), "0.75")]
+    assert len(coloured) == len(cell.samples)
+    assert sum(same_color(line.get_color(), OFF_SUPPORT_COLOR) for line in coloured) == int((cell.labels < 0).sum())
+    plt.close(fig)
+
+
+def test_setting_task_and_observations():
+    ring = synthetic.setting_task("ring", 4, 3.0)
     obs = synthetic.eval_obs(ring, 3)
     assert float(ring.modes(obs[:1]).center_distance[0]) == pytest.approx(3.0, rel=1e-5)
     assert (obs[:, 1].abs() <= math.sin(synthetic.RING_ARC)).all()  # inside the trained arc
-    br = synthetic.make_task("branching", 3, 3.0)
+    br = synthetic.setting_task("branching", 3, 3.0)
     assert (br.count(synthetic.eval_obs(br, 4)) == 3).all()  # measured where all K modes are present
-    assert np.allclose(synthetic.eval_obs(synthetic.make_task("fork", 2, 3.0), 1), 0)
+    assert np.allclose(synthetic.eval_obs(synthetic.setting_task("fork", 2, 3.0), 1), 0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -114,4 +144,4 @@ def test_make_task_and_observations():
 ])
 def test_bad_input_raises_a_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        synthetic.sweep(profile="fast", store=False, **kwargs)
+        synthetic.sweep(profile="fast", **kwargs)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from mbc_lib import theory
+from mbc_lib import figures, theory
 from mbc_lib.experiments import transport
+from mbc_lib.figures.common import OFF_SUPPORT_COLOR
 
 
 @pytest.fixture(scope="module")
@@ -121,19 +122,19 @@ def test_clipped_linear_map_attains_the_floor_and_smooth_maps_do_not_beat_it():
 
 def test_multi_mode_floor():
     # two balanced modes: the K-mode floor equals the balanced floor 2Φ(Δ/2L) − 1 at p = 1/2 ...
-    assert transport.multi_mode_bridge_floor([0.5, 0.5], 1.0, 2.0) == pytest.approx(2 * norm.cdf(0.25) - 1)
+    assert theory.multi_mode_bridge_floor([0.5, 0.5], 1.0, 2.0) == pytest.approx(2 * norm.cdf(0.25) - 1)
     # ... and for two modes bridge_floor takes the larger of it and the two-mode floor (chapter 5, theorem part (2))
     p = [0.3, 0.3]
-    assert transport.bridge_floor(p, 1.0, 1.0) == pytest.approx(
-        max(theory.bridge_mass_bound(1.0, 1.0, 0.3), transport.multi_mode_bridge_floor(p, 1.0, 1.0)))
+    assert theory.bridge_floor(p, 1.0, 1.0) == pytest.approx(
+        max(theory.bridge_mass_bound(1.0, 1.0, 0.3), theory.multi_mode_bridge_floor(p, 1.0, 1.0)))
     # an L too small to carry the masses (m > Φ(−Δ/2L)) is flagged
-    assert math.isnan(transport.bridge_floor([0.45, 0.45], 1.0, 0.5))
-    assert transport.bridge_floor([1.0], 1.0, 1.0) == 0.0
+    assert math.isnan(theory.bridge_floor([0.45, 0.45], 1.0, 0.5))
+    assert theory.bridge_floor([1.0], 1.0, 1.0) == 0.0
     # the floor shrinks as the map gets sharper, and grows with K at fixed L
-    assert transport.multi_mode_bridge_floor([0.2] * 5, 1.0, 10.0) < transport.multi_mode_bridge_floor([0.2] * 5, 1.0, 2.0)
-    assert transport.multi_mode_bridge_floor([0.25] * 4, 1.0, 4.0) > transport.multi_mode_bridge_floor([0.5] * 2, 1.0, 4.0)
+    assert theory.multi_mode_bridge_floor([0.2] * 5, 1.0, 10.0) < theory.multi_mode_bridge_floor([0.2] * 5, 1.0, 2.0)
+    assert theory.multi_mode_bridge_floor([0.25] * 4, 1.0, 4.0) > theory.multi_mode_bridge_floor([0.5] * 2, 1.0, 4.0)
     with pytest.raises(ValueError):
-        transport.multi_mode_bridge_floor([0.7, 0.7], 1.0, 1.0)
+        theory.multi_mode_bridge_floor([0.7, 0.7], 1.0, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def flow_map():
 def test_trained_flow_map_is_a_staircase_within_the_bounds(flow_map):
     st = flow_map.stats
     assert st.n_hit == 3 <= st.bound_length <= st.bound_tight <= st.bound_paper
-    assert st.bridge >= transport.bridge_floor(st.mass, flow_map.gap, st.L) > 0
+    assert st.bridge >= theory.bridge_floor(st.mass, flow_map.gap, st.L) > 0
     assert st.mass.min() > 0.15  # the three modes carry mass
     # in 1-D an ODE flow is increasing (trajectories cannot cross); Euler with 10 steps keeps that here
     assert np.all(np.diff(st.image[:, 0]) >= -1e-4)
@@ -169,3 +170,31 @@ def test_bad_arguments():
         transport.trained_map("regression", profile="fast")
     with pytest.raises(ValueError):
         transport.staircase(0.0)
+
+
+def test_figures_show_the_counts_and_the_bridge(stairs, flow_map):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import same_color
+
+    rows = transport.lattice_counterexample(Ls=(1.0, 2.0), tau=0.05)
+    fig = figures.transport.plot_counterexample(rows)
+    for ax, r in zip(fig.axes, rows):  # every mode G(C) hits is drawn, and the title says how many
+        assert ax.get_title().startswith(f"$G = {r['L']:g}\\cdot\\mathrm{{Id}}$: {r['hit']} modes hit")
+        (hit,) = [c for c in ax.collections if c.get_label() == f"hit: {r['hit']}"]
+        assert len(hit.get_offsets()) == r["hit"]
+    plt.close(fig)
+    fig = figures.transport.plot_staircase_check(stairs)
+    counts, bridge = fig.axes
+    (measured,) = [line for line in counts.get_lines() if line.get_label() == r"measured $N^\tau$"]
+    assert list(measured.get_ydata()) == [r["N_tau"] for r in stairs] == [5] * len(stairs)
+    (b,) = [line for line in bridge.get_lines() if line.get_label() == "measured bridge mass"]
+    assert same_color(b.get_color(), OFF_SUPPORT_COLOR) and np.allclose(b.get_ydata(), [r["bridge"] for r in stairs])
+    plt.close(fig)
+    fig = figures.transport.plot_trained_maps([flow_map])
+    (ax,) = fig.axes
+    st = flow_map.stats
+    assert f"$N^\\tau$ = {st.n_hit}" in ax.get_title() and f"bridge $b$ = {st.bridge:.3f}" in ax.get_title()
+    off = [c for c in ax.collections if c.get_label() == "off-support"]
+    assert len(off) == (1 if (st.labels[np.abs(st.eps) <= 3.5] < 0).any() else 0)
+    assert all(same_color(c.get_facecolor()[0], OFF_SUPPORT_COLOR) for c in off)
+    plt.close(fig)

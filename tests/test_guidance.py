@@ -4,6 +4,7 @@ import math
 import matplotlib
 import pytest
 
+from mbc_lib import figures
 from mbc_lib.experiments import guidance
 
 matplotlib.use("Agg")
@@ -72,11 +73,28 @@ def test_bad_input_gets_clear_errors(evidence):
 
 
 def test_figures_draw_from_the_table(evidence):
-    for fig in (guidance.plot_chart(evidence, 2), guidance.plot_scorecard(evidence, 2),
-                guidance.plot_recommendation(evidence, 2, 4), guidance.plot_recommendation(evidence, 1, 4)):
-        assert fig.axes
-    text = " ".join(t.get_text() for t in guidance.plot_chart(evidence, 2).axes[0].texts)
+    import matplotlib.pyplot as plt
+
+    text = " ".join(t.get_text() for t in figures.guidance.plot_chart(evidence, 2).axes[0].texts)
     assert "flow 16 steps" in text and "cvae β=0.1β*" in text and "mixture" in text
+    # the scorecard: one row per candidate with its NFE, four columns, the numbers written in the cells
+    fig = figures.guidance.plot_scorecard(evidence, 2)
+    (ax,) = fig.axes
+    cards = guidance.candidates(evidence, 2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{c.label} ({c.nfe} NFE)" for c in cards]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["coverage", "balance", "bridge", "score"]
+    assert len(ax.texts) == 4 * len(cards)
+    # the recommendation: a bar per candidate, the ones over the budget grey, the choice outlined
+    fig = figures.guidance.plot_recommendation(evidence, 2, 4)
+    (ax,) = fig.axes
+    bars = dict(zip((t.get_text() for t in ax.get_xticklabels()), ax.patches))
+    assert list(bars) == [c.label for c in cards]
+    assert bars["flow 16 steps"].get_facecolor()[:3] == pytest.approx((0.85, 0.85, 0.85))  # 16 NFE > 4: greyed out
+    chosen = [label for label, b in bars.items() if b.get_linewidth() == 2.5]
+    assert chosen == [guidance.recommend(evidence, 2, 4).choice.label] == ["cvae β=0.1β*"]
+    fig = figures.guidance.plot_recommendation(evidence, 1, 4)  # K = 1: the reason instead of bars
+    assert not fig.axes[0].patches and "regression" in fig.axes[0].texts[0].get_text()
+    plt.close("all")
 
 
 def test_robot_scorecard_averages_tasks_at_the_default_executor():

@@ -30,7 +30,7 @@ ENV = {"MBC_CACHE": "off", "MBC_PROGRESS": "0"}
 from mbc_lib import experiments, profiles  # noqa: E402
 
 #: size key -> toy value (grids and other keys are left as the full profile has them)
-TOY = dict(steps=20, train_steps=20, n_demos=256, n_episodes=24, n_eval=8, n_samples=128, n_sinkhorn=64,
+TOY = dict(steps=20, n_demos=256, n_episodes=24, n_eval=8, n_samples=128, n_sinkhorn=64,
            n_prior=128, n_hole=256, n_per_state=64, n_states=2, n_obs=2, n_grid=501, n_segments=8, n_points=65,
            n_jac=4, width=32, depth=2, batch_size=64, n_query=2)
 #: robot tasks count demonstrations in episodes

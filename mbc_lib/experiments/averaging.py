@@ -13,21 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import matplotlib.pyplot as plt
 import torch
 from scipy.stats import norm
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import policies, tasks
-from ..plotting import plot_chunks, plot_mode_mass
+from ..fitting import fit
 from ..profiles import budget
-from ..train import History, progress_enabled, train
+from ..runtime import progress_enabled
+from ..train import History
 
-__all__ = [
-    "AveragingResult", "fit_regression", "sweep", "plot_result", "plot_sweep", "distances", "plot_distances",
-    "summary", "l1_slope",
-]
+__all__ = ["AveragingResult", "fit_regression", "sweep", "distances", "summary", "l1_slope"]
 
 
 @dataclass
@@ -72,18 +69,15 @@ def fit_regression(
     progress: bool | None = None,
     **task_config,
 ) -> AveragingResult:
-    """Train ``regression`` (loss ``"l2"`` or ``"l1"``) on ``fork(K, delta)`` with the profile's budget.
+    """Train ``regression`` (loss ``"l2"`` or ``"l1"``) on ``fork(K, delta)`` with the profile's budget
+    (:func:`mbc_lib.fitting.fit`, on the CPU) and evaluate it at ``n_eval`` fresh observations.
 
     ``delta`` is the fork's centre distance Δ_c between neighbouring branches (task units)."""
     b = budget("averaging", profile)
     task = tasks.make("fork", K=K, delta=delta, **task_config)
     data = task.dataset(b["n_demos"], seed=seed)
-    policy = policies.make(
-        "regression", obs_dim=task.obs_dim, action_dim=task.action_dim, chunk_len=task.chunk_len,
-        loss=loss, width=b["width"], depth=b["depth"], seed=seed,
-    )
-    history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], seed=seed, progress=progress,
-                    device="cpu", desc=f"regression K={K} Δc={delta:g}")
+    policy, history = fit("regression", data, budget=b, loss=loss, seed=seed, device="cpu", progress=progress,
+                          desc=f"regression K={K} Δc={delta:g}")
     g = torch.Generator().manual_seed(seed + 1)
     obs = task.sample_obs(b["n_eval"], g)
     demos, demo_labels = task.sample(obs, g)
@@ -108,21 +102,6 @@ def sweep(
     return out
 
 
-def plot_result(res: AveragingResult) -> plt.Figure:
-    """Left: demonstrations (coloured by mode) and the policy's chunks (black), drawn relative
-    to the observation. Right: fraction of chunks per mode and off-support."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    plot_chunks(ax1, res.demos, res.demo_labels, offset=res.obs[:, 0], alpha=0.3)
-    plot_chunks(ax1, res.preds, None, offset=res.obs[:, 0], color="k", alpha=0.6, lw=2)
-    ax1.set_ylabel("lateral position − s")
-    ax1.set_title(rf"fork $K$={res.K}, $\Delta_c$={res.delta:g}: demos (colour) vs "
-                  f"{res.loss.upper()} regression (black)")
-    plot_mode_mass(ax2, {"demos": res.demo_labels, "regression": res.pred_labels}, res.K)
-    ax2.set_title(f"off-support: demos {res.off_support_demos:.0%}, regression {res.off_support_policy:.0%}")
-    fig.tight_layout()
-    return fig
-
-
 def summary(results: dict[tuple[int, float], AveragingResult]) -> list[dict[str, float]]:
     """Tidy rows: K, Δ_c (key ``delta``), off-support fraction of demos and policy, modes reached."""
     return [
@@ -130,29 +109,6 @@ def summary(results: dict[tuple[int, float], AveragingResult]) -> list[dict[str,
          "off_support_policy": r.off_support_policy, "modes_reached": r.modes_reached()}
         for r in results.values()
     ]
-
-
-def plot_sweep(results: dict[tuple[int, float], AveragingResult]) -> plt.Figure:
-    """Off-support fraction and modes reached against Δ_c, one line per K."""
-    rows = summary(results)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
-    Ks = sorted({r["K"] for r in rows})
-    styles = ["o-", "s--", "^:", "D-."]
-    for i, K in enumerate(Ks):
-        sel = sorted((r for r in rows if r["K"] == K), key=lambda r: r["delta"])
-        x = [r["delta"] for r in sel]
-        kw = dict(ms=9 - 2 * i, label=f"$K$={K}")
-        ax1.plot(x, [r["off_support_policy"] for r in sel], styles[i % 4], **kw)
-        ax2.plot(x, [r["modes_reached"] for r in sel], styles[i % 4], **kw)
-        ax2.axhline(K, color=ax2.lines[-1].get_color(), lw=0.8, alpha=0.5)
-    ax1.set(xlabel=r"centre distance $\Delta_c$", ylabel="off-support fraction", ylim=(-0.05, 1.05),
-            title="regression chunks in no mode")
-    ax2.set(xlabel=r"centre distance $\Delta_c$", ylabel="modes reached (≥ 10% of chunks)",
-            ylim=(-0.2, max(Ks) + 0.5),
-            title="modes produced (thin lines: modes demonstrated)")
-    ax1.legend()
-    fig.tight_layout()
-    return fig
 
 
 def distances(res: AveragingResult) -> dict[str, Tensor]:
@@ -165,21 +121,6 @@ def distances(res: AveragingResult) -> dict[str, Tensor]:
         "to_mean": (res.preds - mean).flatten(1).norm(dim=1),
         "to_modes": torch.cdist(res.preds.flatten(1)[:, None], centers.flatten(2))[:, 0].amin(-1),
     }
-
-
-def plot_distances(res: AveragingResult) -> plt.Figure:
-    """Theory over measurement: distance of each regression chunk to the analytic conditional mean
-    Σ_k π_k μ_k(s) and to the nearest mode centre, against ρ and the corollary's Δ_c/2."""
-    d = distances(res)
-    fig, ax = plt.subplots(figsize=(6, 2.8))
-    ax.hist(d["to_mean"].numpy(), bins=20, alpha=0.7, label="to the conditional mean (prediction)")
-    ax.hist(d["to_modes"].numpy(), bins=20, alpha=0.7, label="to the nearest mode centre")
-    ax.axvline(res.task.radius, color="r", ls=":", label=r"mode radius $\rho$")
-    ax.axvline(res.delta / 2, color="k", ls="--", label=r"$\Delta_c/2$ (corollary)")
-    ax.set(xlabel="distance of the regression chunk (task units)", ylabel="chunks")
-    ax.legend(fontsize=8, loc="upper center")
-    fig.tight_layout()
-    return fig
 
 
 def l1_slope(task: tasks.Task, obs: Tensor, y: float, step: int = -1, dim: int = -1) -> float:

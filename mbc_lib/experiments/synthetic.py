@@ -3,12 +3,12 @@
 One grid, one measurement. Every family of :mod:`mbc_lib.policies` (``regression``, ``cvae``,
 ``vq``, ``mixture``, ``diffusion``, ``flow``, all on the same backbone and training loop) is
 trained on each *setting* ``(task, K, Δ_c)`` of the profile — the K-branch ``"fork"``, K modes on
-the ``"ring"`` (orientations from a narrow arc, see :func:`make_task`) and the observation-dependent
+the ``"ring"`` (orientations from a narrow arc, see :func:`setting_task`) and the observation-dependent
 ``"branching"`` task — and each family's own knob is swept:
 
 * ``cvae``: the KL weight β = ratio·β*, with β* the exact L2 collapse threshold of chapter 3 (the
   book's appendix, app-collapse-l2) for the policy's loss scaling
-  (:func:`mbc_lib.experiments.latent.predicted_thresholds`): one model per β;
+  (:func:`mbc_lib.measure.predicted_thresholds`): one model per β;
 * ``diffusion`` / ``flow``: the number of sampler steps (DDIM / Euler): one model, sampled with
   every count.
 
@@ -26,12 +26,12 @@ each measurement sits the theory's number for it:
   KL against the Fano bound B(P̂_e) at the measured mode-identification error P̂_e (teacher forcing);
 * ``diffusion`` / ``flow`` — Gaussian isoperimetry (chapter 5, app-isoperimetry): the bridge b is at
   least the floor at the sampler's Lipschitz constant, estimated as L̂ by chapter 6's
-  :func:`mbc_lib.experiments.bridges.measure` (without its transition search); ``mode_bound`` = #modes an L̂-Lipschitz map can give
+  :func:`mbc_lib.measure.measure_bridges` (without its transition search); ``mode_bound`` = #modes an L̂-Lipschitz map can give
   mass ≥ τ (:func:`mbc_lib.theory.max_modes_with_mass`);
 * ``vq`` / ``mixture`` — a discrete choice followed by a decoder: no continuity constraint, floor 0.
 
 Sizes (training budget, grid, knobs, sample counts) come from ``BUDGETS["synthetic"]``.
-Units: chunks, Δ_c and the gap Δ = Δ_c − 2ρ in task units; KL and B(P_e) in nats; the Sinkhorn
+The figures and the text table are in :mod:`mbc_lib.figures.synthetic`. Units: chunks, Δ_c and the gap Δ = Δ_c − 2ρ in task units; KL and B(P_e) in nats; the Sinkhorn
 divergence in task units².
 """
 from __future__ import annotations
@@ -41,7 +41,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import Tensor
@@ -49,23 +48,24 @@ from tqdm.auto import tqdm
 
 from .. import diagnostics, policies, tasks, theory
 from ..data import ChunkDataset
-from ..plotting import OFF_SUPPORT_COLOR, mode_color, plot_chunks
+from ..fitting import fit as fit_policy
+from ..fitting import fit_many
+from ..measure import Thresholds, TrainedTransport, identified_modes, measure_bridges, predicted_thresholds
 from ..profiles import budget
 from ..profiles import profile as active_profile
-from ..train import History, on_compute_device, progress_enabled, train
-from . import bridges, cache, latent
-from .transport import bridge_floor
+from ..runtime import on_compute_device, progress_enabled
+from ..train import History
 
 __all__ = [
-    "FAMILIES", "TRANSPORT", "DISCRETE", "TASKS", "RING_ARC", "TAU", "make_task", "eval_obs", "fit", "Cell",
-    "measure", "SyntheticResult", "sweep", "summary", "format_table", "plot_overview", "plot_beta", "plot_steps",
-    "plot_samples", "setting_name",
+    "FAMILIES", "TRANSPORT", "DISCRETE", "SYNTHETIC_TASKS", "RING_ARC", "TAU", "setting_task", "eval_obs", "fit",
+    "Cell", "measure", "collapse_off_support", "SyntheticResult", "sweep", "summary", "setting_name",
 ]
 
 FAMILIES: tuple[str, ...] = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
 TRANSPORT: tuple[str, ...] = ("diffusion", "flow")  # push-forwards of Gaussian noise: the isoperimetric floor applies
 DISCRETE: tuple[str, ...] = ("vq", "mixture")  # a discrete choice, then a decoder: no floor
-TASKS: tuple[str, ...] = ("fork", "ring", "branching")
+#: the synthetic tasks a setting can use (:mod:`mbc_lib.tasks`)
+SYNTHETIC_TASKS: tuple[str, ...] = ("fork", "ring", "branching")
 #: the ring's orientations come from φ ∈ [−π/8, π/8]: over the whole circle, for K ≥ 3, E[a|s] and
 #: Cov[a|s] do not depend on s and conditional generative policies learn the rotation average at
 #: CPU budgets (tests/test_policies_coverage.py)
@@ -81,14 +81,14 @@ SIGMA, CHUNK_LEN = 0.1, 8  # within-mode noise and chunk length of every task (c
 CVAE_CONFIG = dict(recon="l2")
 
 
-def make_task(name: str, K: int, delta: float, sigma: float = SIGMA, chunk_len: int = CHUNK_LEN) -> tasks.Task:
+def setting_task(name: str, K: int, delta: float, sigma: float = SIGMA, chunk_len: int = CHUNK_LEN) -> tasks.Task:
     """The task of one setting, with neighbouring mode centres ``delta`` (Δ_c) apart as chunks.
 
     ``"fork"``: K branches. ``"ring"``: K straight paths to a circle whose radius makes Δ_c =
     ``delta``, orientations from ±``RING_ARC``. ``"branching"``: ``K_max = K`` modes appearing as s
     grows, Δ_c(s) from ``delta``/2 to ``delta`` (measured where all K are present)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
+    if name not in SYNTHETIC_TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(SYNTHETIC_TASKS)}")
     if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
         raise ValueError(f"K (number of modes) must be an integer >= 1, got {K!r}")
     if not delta > 0:
@@ -120,28 +120,30 @@ def eval_obs(task: tasks.Task, n_obs: int) -> Tensor:
 # ---------------------------------------------------------------------------------------
 # training one model
 # ---------------------------------------------------------------------------------------
+def _family_config(family: str, task: tasks.Task) -> dict:
+    """What a family needs beyond the budget on a task with K modes: more mixture components than modes,
+    more codes than modes, the cvae's L2 reconstruction."""
+    if family == "cvae":
+        return dict(CVAE_CONFIG)
+    if family == "mixture":
+        return dict(num_components=max(5, task.K + 2))  # more components than modes
+    if family == "vq":
+        return dict(num_codes=max(16, 2 * task.K))
+    return {}
+
+
 def fit(
     family: str, task: tasks.Task, data: ChunkDataset, b: dict, seed: int = 0, progress: bool | None = None,
     **config,
 ) -> tuple[policies.Policy, History]:
     """Train ``family`` on ``data`` with the budget ``b`` (width, depth, steps, batch_size, lr,
-    latent_dim) through :func:`mbc_lib.train.train`; ``config`` adds family options (e.g. ``beta``).
-    The policy ends on the CPU."""
+    latent_dim) through :func:`mbc_lib.fitting.fit`, with the chapter's per-family settings for
+    ``task``; ``config`` adds family options (e.g. ``beta``). The policy ends on the CPU."""
     if family not in FAMILIES:
         raise ValueError(f"unknown policy family {family!r}; choose one of: {', '.join(FAMILIES)}")
-    extra: dict = {}
-    if family == "cvae":
-        extra = dict(latent_dim=b["latent_dim"], **CVAE_CONFIG)
-    elif family == "mixture":
-        extra = dict(num_components=max(5, task.K + 2))  # more components than modes
-    elif family == "vq":
-        extra = dict(num_codes=max(16, 2 * task.K))
-    policy = policies.make(family, obs_dim=task.obs_dim, action_dim=task.action_dim, chunk_len=task.chunk_len,
-                           width=b["width"], depth=b["depth"], seed=seed, **extra, **config)
     desc = f"{family} {task.name} K={task.K}" + "".join(f" {k}={v:.3g}" for k, v in config.items())
-    history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], lr=b["lr"], seed=seed,
-                    progress=progress, desc=desc)
-    return policy.cpu(), history
+    return fit_policy(family, data, budget=b, seed=seed, progress=progress, desc=desc,
+                      **{**_family_config(family, task), **config})
 
 
 # ---------------------------------------------------------------------------------------
@@ -241,13 +243,13 @@ def _cvae_information(policy: policies.Policy, task: tasks.Task, seed: int, n_ob
     kl = float(policy.kl(obs, chunks).mean())
     mu, logvar = policy.encode(obs, chunks)
     z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
-    pe = float((latent.nearest_mode(task, obs, policy.decode(obs, z)) != modes).float().mean())
+    pe = float((identified_modes(task, obs, policy.decode(obs, z)) != modes).float().mean())
     w = task.modes(obs[:1]).weights[0].double().numpy()
     w = w[w > 0]
     return {"kl": kl, "mode_error": pe, "fano": theory.fano_bound(w, min(pe, (len(w) - 1) / len(w)))}
 
 
-def _collapse_off_support(task: tasks.Task, obs: Tensor) -> float:
+def collapse_off_support(task: tasks.Task, obs: Tensor) -> float:
     """Fraction of ``obs`` at which the L2 collapse point — the mode average Σ π_k μ_k — lies in no mode."""
     ms = task.modes(obs)
     mean = (ms.weights[:, :, None, None] * ms.centers).sum(1)  # [B, H, d]
@@ -267,7 +269,7 @@ class SyntheticResult:
     cells: dict[tuple, Cell] = field(default_factory=dict)
     models: dict[tuple, policies.Policy] = field(default_factory=dict, repr=False)
     tasks: dict[tuple, tasks.Task] = field(default_factory=dict, repr=False)
-    thresholds: dict[tuple, latent.Thresholds] = field(default_factory=dict, repr=False)
+    thresholds: dict[tuple, Thresholds] = field(default_factory=dict, repr=False)
 
     @property
     def settings(self) -> list[tuple[str, int, float]]:
@@ -287,7 +289,7 @@ def _check_grid(settings, families, beta_ratios, sampler_steps) -> None:
     for s in settings:
         if len(s) != 3:
             raise ValueError(f"a setting is (task, K, delta), got {s!r}")
-        make_task(*s)  # validates task name, K and Δ
+        setting_task(*s)  # validates task name, K and Δ
     for r in beta_ratios:
         if not (isinstance(r, (int, float)) and r > 0):
             raise ValueError(f"β ratios (β/β*) must be > 0, got {r!r}")
@@ -299,18 +301,16 @@ def _check_grid(settings, families, beta_ratios, sampler_steps) -> None:
 def sweep(
     settings: Sequence[tuple[str, int, float]] | None = None, families: Sequence[str] | None = None,
     beta_ratios: Sequence[float] | None = None, sampler_steps: Sequence[int] | None = None, seed: int = 0,
-    profile: str | None = None, progress: bool | None = None, store: bool | None = None,
+    profile: str | None = None, progress: bool | None = None,
 ) -> SyntheticResult:
     """Train every family on every setting and measure every knob value (defaults: the profile's).
 
     ``settings``: ``(task, K, Δ_c)`` triples; ``beta_ratios``: β/β* for the cvae; ``sampler_steps``:
-    step counts for diffusion (DDIM) and flow (Euler). The summary is stored in the experiment
-    cache (``cache.store("synthetic", ...)``, read by chapter 11) when ``store`` is True — by
-    default only when the whole profile grid was run, so a partial sweep never poses as the chapter's table.
+    step counts for diffusion (DDIM) and flow (Euler). ``mbc_lib.experiments.run("synthetic", ...)``
+    runs the whole profile grid and is what caches its :func:`summary` for chapter 11.
     """
     prof = active_profile() if profile is None else profile
     b = budget("synthetic", prof)
-    full_grid = settings is None and families is None and beta_ratios is None and sampler_steps is None
     settings = [(str(t), int(k), float(d)) for t, k, d in (b["settings"] if settings is None else settings)]
     families = tuple(b["families"] if families is None else families)
     beta_ratios = tuple(b["beta_ratios"] if beta_ratios is None else beta_ratios)
@@ -321,11 +321,11 @@ def sweep(
     bar = tqdm(total=len(settings) * len(families), desc="synthetic sweep", disable=not progress_enabled(progress))
     for setting in settings:
         task_name, K, delta = setting
-        task = res.tasks[setting] = make_task(task_name, K, delta)
+        task = res.tasks[setting] = setting_task(task_name, K, delta)
         data = task.dataset(b["n_demos"], seed=seed)
         obs = eval_obs(task, b["n_obs"])
-        th = res.thresholds[setting] = latent.predicted_thresholds(task, data.normalizer(), _state(task, obs))
-        collapse_off = _collapse_off_support(task, obs)
+        th = res.thresholds[setting] = predicted_thresholds(task, data.normalizer(), _state(task, obs))
+        collapse_off = collapse_off_support(task, obs)
         # the gap at the (first) evaluation observation: Δc − 2ρ (for branching Δc(s) < the setting's Δc)
         gap = float(task.modes(obs[:1]).center_distance[0]) - 2 * task.radius
         base = dict(task=task_name, K=K, delta_c=delta, gap=gap)
@@ -333,9 +333,9 @@ def sweep(
             bar.set_postfix_str(f"{family} {task_name} K={K} Δc={delta:g}")
             key = (family, *setting)
             if family == "cvae":  # the whole β sweep as one stacked model (same models as fit, to float tolerance)
-                pols, _ = latent.fit_cvaes(task, data, b, [dict(beta=float(r * th.beta_star), **CVAE_CONFIG)
-                                                           for r in beta_ratios], seed=seed, progress=False,
-                                           keys=beta_ratios)
+                pols, _ = fit_many("cvae", data, [dict(beta=float(r * th.beta_star), **CVAE_CONFIG)
+                                                  for r in beta_ratios], keys=beta_ratios, seeds=seed, budget=b,
+                                   progress=False)
                 for r in beta_ratios:
                     pol = res.models[(*key, float(r))] = pols[r]
                     info = _cvae_information(pol, task, seed, b["n_obs"], b["n_samples"])
@@ -346,7 +346,7 @@ def sweep(
             elif family in TRANSPORT:
                 pol, hist = fit(family, task, data, b, seed=seed, progress=False)
                 res.models[(*key, 0.0)] = pol
-                model = bridges.Model(family, K, gap + 2 * task.radius, task, pol, hist)
+                model = TrainedTransport(family, K, gap + 2 * task.radius, task, pol, hist)
                 for S in sampler_steps:
                     m = measure(pol, task, seed, steps=int(S), **meas)
                     pred = _transport_theory(model, int(S), m, gap, seed, b["lipschitz_sizes"])
@@ -363,18 +363,16 @@ def sweep(
                                               **measure(pol, task, seed, **meas))
             bar.update()
     bar.close()
-    if store if store is not None else full_grid:
-        cache.store("synthetic", summary(res), prof, seed)
     return res
 
 
 def _state(task: tasks.Task, obs: Tensor) -> float:
-    """A scalar state for :func:`latent.predicted_thresholds` at which all K modes are present."""
+    """A scalar state for :func:`mbc_lib.measure.predicted_thresholds` at which all K modes are present."""
     return float(obs[0, 0]) if task.obs_dim == 1 else 0.0
 
 
-def _transport_theory(model: bridges.Model, steps: int, m: dict, gap: float, seed: int, sizes: str) -> dict[str, float]:
-    """Chapter 6's Lipschitz estimate L̂ of the sampler with ``steps`` steps (:func:`bridges.measure` with the
+def _transport_theory(model: TrainedTransport, steps: int, m: dict, gap: float, seed: int, sizes: str) -> dict[str, float]:
+    """Chapter 6's Lipschitz estimate L̂ of the sampler with ``steps`` steps (:func:`mbc_lib.measure.measure_bridges` with the
     ``BUDGETS["bridges"][sizes]`` sample counts, without its transition search), and at L̂: the isoperimetric
     floor on the bridge for the measured mode masses (2 modes: chapter 5's bridge-mass floor; K: its corollary) and the
     number of modes that can hold ≥ τ. With at most one mode holding mass the floor is 0. The branching task's L̂ is not measured (chapter 6's
@@ -384,8 +382,8 @@ def _transport_theory(model: bridges.Model, steps: int, m: dict, gap: float, see
         return {"L_hat": math.nan, "floor": 0.0, "mode_bound": math.nan}
     if model.task.name == "branching":
         return {"L_hat": math.nan, "floor": math.nan, "mode_bound": math.nan}
-    L_hat = float(np.nanmean(bridges.measure(model, steps, seed=seed, profile=sizes, n_transitions=0).L_hat))
-    floor = bridge_floor(mass, gap, L_hat) if L_hat > 0 else math.nan
+    L_hat = float(np.nanmean(measure_bridges(model, steps, budget("bridges", sizes), seed=seed, n_transitions=0).L_hat))
+    floor = theory.bridge_floor(mass, gap, L_hat) if L_hat > 0 else math.nan
     bound = theory.max_modes_with_mass(L_hat, gap, TAU) if L_hat > 0 else math.nan
     return {"L_hat": L_hat, "floor": floor, "mode_bound": float(bound)}
 
@@ -398,185 +396,7 @@ def summary(result: SyntheticResult) -> list[dict[str, float | str]]:
     return [{k: r.get(k, math.nan) for k in keys} for r in rows]
 
 
-# ---------------------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------------------
-_COLUMNS = (("model", 18), ("task", 9), ("K", 2), ("Δc", 4), ("coverage", 8), ("min mode", 8), ("modes", 5),
-            ("bridge", 7), ("theory", 7), ("Sinkhorn", 8))
-
-
-def _theory_value(r: dict) -> float:
-    """The theory's number for the off-support column: the predicted off-support (regression, collapsed
-    cvae) or the floor under it (transport at L̂, 0 for the discrete heads)."""
-    for k in ("predicted_off_support", "floor"):
-        v = r.get(k, math.nan)
-        if v is not None and np.isfinite(v):
-            return float(v)
-    return math.nan
-
-
-def format_table(result: SyntheticResult, setting: tuple | None = None) -> str:
-    """The summary as a fixed-width text table (pandas is not a dependency). ``bridge``: off-support mass;
-    ``theory``: the predicted off-support (regression, cvae at β ≥ β*) or, marked ≥, the floor under it."""
-    head = " ".join(f"{name:<{w}s}" if i < 2 else f"{name:>{w}s}" for i, (name, w) in enumerate(_COLUMNS))
-    lines = [head, "-" * len(head)]
-    for c in result.select(setting=setting):
-        r = c.row()
-        th = _theory_value(r)
-        th_s = "—" if not np.isfinite(th) else (f"≥{th:.3f}" if "floor" in c.theory else f"{th:.3f}")
-        vals = (c.label, c.task, f"{c.K:d}", f"{c.delta_c:.1f}", f"{r['coverage']:.3f}", f"{r['min_mass']:.3f}",
-                f"{r['modes_covered']:.1f}", f"{r['off_support']:.3f}", th_s, f"{r['sinkhorn']:.3f}")
-        lines.append(" ".join(f"{v:<{w}s}" if i < 2 else f"{v:>{w}s}" for i, ((_, w), v) in enumerate(zip(_COLUMNS, vals))))
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------
-# figures
-# ---------------------------------------------------------------------------------------
 def setting_name(setting: tuple) -> str:
     """A setting ``(task, K, Δc)`` as a label: ``"fork K=2, Δc=3"``."""
     t, K, d = setting
     return f"{t} K={K}, Δc={d:g}"
-
-
-def _representatives(result: SyntheticResult, setting: tuple) -> list[Cell]:
-    """One cell per model for the overview: every β of the cvae, the largest step count of diffusion/flow."""
-    out = []
-    for c in result.select(setting=setting):
-        if c.knob == "steps" and c.value != max(x.value for x in result.select(c.family, setting)):
-            continue
-        out.append(c)
-    return out
-
-
-def plot_overview(result: SyntheticResult, settings: Sequence[tuple] | None = None) -> plt.Figure:
-    """One row per setting. Left: where the samples go — stacked fractions off-support (red, at the bottom)
-    and per mode (mode colours), with the theory's off-support value (◆: prediction; ▽: floor) beside the
-    red part. Right: the
-    Sinkhorn divergence to the demonstrations (log scale)."""
-    settings = list(result.settings if settings is None else settings)
-    fig, axes = plt.subplots(len(settings), 2, figsize=(12, 2.9 * len(settings)), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1]})
-    for (ax, ax2), setting in zip(axes, settings):
-        cells = _representatives(result, setting)
-        x = np.arange(len(cells))
-        for i, c in enumerate(cells):
-            bottom = float(c.off_support.mean())  # off-support at the bottom, so its height reads against the theory marker
-            ax.bar(i, bottom, color=OFF_SUPPORT_COLOR, edgecolor="k", lw=0.4, width=0.7, hatch="//")
-            for k, p in enumerate(c.mass.mean(0)):
-                ax.bar(i, p, bottom=bottom, color=mode_color(k), edgecolor="k", lw=0.4, width=0.7)
-                bottom += p
-            th = _theory_value(c.row())
-            if np.isfinite(th):
-                pred = "floor" not in c.theory
-                ax.plot(i + 0.42, th, "D" if pred else "v", color="k", ms=6, mfc="k" if pred else "w",
-                        label=("theory: predicted off-support" if pred else "theory: floor on off-support")
-                        if i == next(j for j, cc in enumerate(cells)
-                                     if ("floor" not in cc.theory) == pred and np.isfinite(_theory_value(cc.row())))
-                        else None)
-        ax.set_xticks(x, [c.label for c in cells], rotation=25, ha="right", fontsize=8)
-        ax.set(ylim=(0, 1.3), yticks=np.linspace(0, 1, 6), ylabel="fraction of samples",
-               title=f"{setting_name(setting)}: off-support (red, bottom) and modes (colours)")
-        ax.legend(fontsize=7, loc="upper right", ncol=2, framealpha=0.9, frameon=True)
-        ax2.bar(x, [max(c.sinkhorn.mean(), 1e-4) for c in cells], color="0.5", width=0.7)
-        ax2.set_xticks(x, [c.label for c in cells], rotation=25, ha="right", fontsize=8)
-        ax2.set(yscale="log", ylabel="Sinkhorn to demos", title="distribution match (lower is better)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_beta(result: SyntheticResult) -> plt.Figure:
-    """The cvae against β/β* (log axis), one colour per setting. (a) Modes holding > τ of the prior
-    samples, with the prediction (dashed): K below β*; above, 1 if the mode average lies in a mode, else 0. (b) Per-sample KL (●) with the Fano
-    bound B(P̂_e) (×) and log K (dotted). (c) Off-support mass, with the collapse point's off-support (◆)."""
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12.5, 3.5))
-    for i, setting in enumerate(result.settings):
-        cells = result.select("cvae", setting)
-        if not cells:
-            continue
-        col, K = f"C{i}", setting[1]
-        r = np.array([c.ratio for c in cells])
-        rows = [c.row() for c in cells]
-        grid = np.geomspace(min(r.min(), 0.05), max(r.max(), 4), 200)
-        task = result.tasks[setting]
-        collapsed = 1 - _collapse_off_support(task, eval_obs(task, 1))  # the mode average: in one mode or in none
-        ax1.plot(grid, np.where(grid < 1, K, collapsed) + 0.04 * i, "--", color=col, lw=1, alpha=0.8)
-        ax1.plot(r, [x["modes_covered"] for x in rows], "o", color=col, ms=7, label=setting_name(setting))
-        ax2.plot(r, [x["kl"] for x in rows], "o-", color=col, ms=6, label=f"{setting_name(setting)}: E KL")
-        ax2.plot(r, [x["fano"] for x in rows], "x", color=col, ms=8, mew=2)
-        ax2.axhline(math.log(K), color=col, ls=":", lw=1)
-        ax3.plot(r, [x["off_support"] for x in rows], "o-", color=col, ms=6, label=setting_name(setting))
-        ax3.plot(r, [x["predicted_off_support"] for x in rows], "D", color=col, mfc="none", ms=9)
-    for ax in (ax1, ax2, ax3):
-        ax.axvline(1.0, color="#d62728", lw=1.5)
-        ax.set_xscale("log")
-        ax.set_xlabel(r"$\beta/\beta^*$   (red line: $\beta^*$, above which collapse is optimal)")
-    ax1.set(ylabel=f"modes with > {TAU:.0%} of samples", title="(a) modes kept (dashed: at the optimum)")
-    ax2.set(ylabel="nats", title=r"(b) E KL (●) ≥ Fano $B(\hat P_e)$ (×); $\log K$ dotted")
-    ax3.set(ylabel="off-support", ylim=(-0.03, 1.03), title="(c) off-support (◆: collapse point)")
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_steps(result: SyntheticResult, families: Sequence[str] = TRANSPORT) -> plt.Figure:
-    """Transport policies against sampler steps: the bridge (filled, solid) and its isoperimetric floor
-    at L̂ (open, dashed), one colour per setting, one panel per family; the last panel holds every
-    (model, steps) against its floor (the theorem: on or above the diagonal, up to sampling error)."""
-    fams = [f for f in families if result.select(f)]
-    fig, axes = plt.subplots(1, len(fams) + 1, figsize=(4.3 * (len(fams) + 1), 3.6), squeeze=False)
-    axes = axes[0]
-    lo = 1.0
-    for ax, fam in zip(axes, fams):
-        for i, setting in enumerate(result.settings):
-            rows = [c.row() for c in result.select(fam, setting)]
-            if not rows:
-                continue
-            S = [r["knob_value"] for r in rows]
-            ax.plot(S, [max(r["off_support"], 1e-4) for r in rows], "o-", color=f"C{i}", label=setting_name(setting))
-            fl = [r["floor"] if np.isfinite(r["floor"]) and r["floor"] > 0 else math.nan for r in rows]
-            ax.plot(S, fl, "v--", color=f"C{i}", mfc="none", ms=8)
-            ax3 = axes[-1]
-            for r in rows:
-                if np.isfinite(r["floor"]) and r["floor"] > 0:
-                    lo = min(lo, r["floor"], max(r["off_support"], 1e-4))
-                    ax3.errorbar(r["floor"], max(r["off_support"], 1e-4), yerr=[[0], [r["off_support_hi"] - r["off_support"]]],
-                                 fmt="o" if fam == "flow" else "s", color=f"C{i}", ms=4 + np.log2(r["knob_value"]),
-                                 mfc=f"C{i}" if fam == "flow" else "none", alpha=0.8, lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set(yscale="log", xlabel="sampler steps", ylabel="mass in no mode",
-               title=rf"{fam}: bridge (●) and floor at $\hat L$ (▽)")
-        ax.legend(fontsize=7)
-    ax3 = axes[-1]
-    lim = (lo / 2, 1.5)
-    ax3.plot(lim, lim, "k-", lw=1)
-    ax3.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel=r"isoperimetric floor at $\hat L$",
-            ylabel="measured bridge", title="every model: bridge ≥ floor (● flow, □ diffusion)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_samples(cell: Cell, task: tasks.Task) -> plt.Figure:
-    """One (family, setting, knob) at the first evaluation observation: demonstrations (grey) and the
-    policy's samples coloured by the mode they land in (red: off-support). Fork and branching: lateral
-    position − s against the step in the chunk; ring: the 2-D paths."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    if task.action_dim == 1:
-        off = cell.obs0[:1, 0].expand(len(cell.demos)) if task.name == "fork" else None
-        plot_chunks(ax, cell.demos, None, offset=off, color="0.75", alpha=0.5)
-        off = cell.obs0[:1, 0].expand(len(cell.samples)) if task.name == "fork" else None
-        plot_chunks(ax, cell.samples, cell.labels, offset=off, alpha=0.45)
-        ax.set_ylabel("lateral position − s" if task.name == "fork" else "lateral position")
-    else:
-        for c, lab in ((cell.demos, None), (cell.samples, cell.labels)):
-            c = c.numpy()
-            for j in range(len(c)):
-                color = "0.75" if lab is None else mode_color(int(lab[j]))
-                ax.plot(c[j, :, 0], c[j, :, 1], color=color, alpha=0.5 if lab is None else 0.45, lw=1)
-        ax.set(xlabel="x", ylabel="y", aspect="equal")
-    r = cell.row()
-    ax.set_title(f"{cell.label} on {cell.task} K={cell.K}, Δc={cell.delta_c:g}\n"
-                 f"coverage {r['coverage']:.0%}, modes {r['modes_covered']:.0f}/{cell.K}, "
-                 f"off-support {r['off_support']:.0%}, Sinkhorn {r['sinkhorn']:.3f}", fontsize=9)
-    fig.tight_layout()
-    return fig

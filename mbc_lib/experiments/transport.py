@@ -18,10 +18,10 @@ whose answers we know:
    and six modes that each receive mass > τ in R⁶ where the formula allows five
    (:func:`mass_counterexample`).
 4. **Gaussian isoperimetry** (:func:`isoperimetry_check`): the clipped-linear map attains the
-   bridge-mass floor; smooth maps lie above it. :func:`bridge_floor` is the floor for K modes
-   that chapter 6 holds trained policies to.
+   bridge-mass floor; smooth maps lie above it. :func:`mbc_lib.theory.bridge_floor` is the floor for
+   K modes that chapter 6 holds trained policies to.
 
-Units: base noise in standard-normal units; actions in task units; a Lipschitz constant
+The figures are in :mod:`mbc_lib.figures.transport`. Units: base noise in standard-normal units; actions in task units; a Lipschitz constant
 is action units per base unit; Δ is the *gap* between mode regions unless stated otherwise.
 """
 from __future__ import annotations
@@ -30,10 +30,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.patches import Circle
 from scipy.stats import chi2, norm
 from torch import Tensor
 
@@ -44,16 +42,16 @@ from ..diagnostics import (
     jacobian_spectral_norm,
     segment_profile,
 )
-from ..plotting import OFF_SUPPORT_COLOR, mode_color
+from ..fitting import fit
 from ..profiles import budget
-from ..train import History, on_compute_device, train
+from ..runtime import on_compute_device
+from ..train import History
+from ..validation import check_real
 
 __all__ = [
-    "MapStats", "measure_map", "TrainedMap", "trained_map", "plot_trained_maps",
-    "linear_tightness", "staircase", "staircase_table", "plot_staircase", "plot_staircase_check",
-    "lattice_counterexample", "plot_counterexample", "mass_counterexample",
-    "multi_mode_bridge_floor", "bridge_floor", "clipped_linear_map", "isoperimetry_check", "plot_isoperimetry",
-    "summary",
+    "MapStats", "measure_map", "TrainedMap", "trained_map", "linear_tightness", "staircase", "staircase_stats",
+    "staircase_table", "lattice_in_disc", "lattice_counterexample", "mass_counterexample", "clipped_linear_map",
+    "isoperimetry_check", "summary",
 ]
 
 Map = Callable[[Tensor], Tensor]
@@ -162,10 +160,8 @@ def trained_map(
     b = budget("transport", profile)
     task = tasks.make("fork", K=K, delta=delta, sigma=sigma, chunk_len=1)
     data = task.dataset(b["n_demos"], seed=seed)
-    policy = policies.make(family, obs_dim=1, action_dim=1, chunk_len=1, width=b["width"], depth=b["depth"], seed=seed)
-    history = train(policy, data, steps=b["steps"], batch_size=b["batch_size"], lr=b["lr"], seed=seed,
-                    progress=progress, desc=f"{family} K={K} Δc={delta:g}")
-    policy.cpu()  # returned on the CPU; measured on CUDA when present (the grid is the cost)
+    # returned on the CPU; measured on CUDA when present (the grid is the cost)
+    policy, history = fit(family, data, budget=b, seed=seed, progress=progress, desc=f"{family} K={K} Δc={delta:g}")
     steps = steps if steps is not None else policy.config.steps
     obs = torch.zeros(1, 1)
     ms = task.modes(obs)
@@ -176,40 +172,6 @@ def trained_map(
     with on_compute_device(policy):
         stats = measure_map(f, ms.centers[0], task.radius, delta - 2 * task.radius, tau, n_grid=b["n_grid"])
     return TrainedMap(family, K, float(delta), steps, task, policy, history, stats)
-
-
-def plot_trained_maps(maps: Sequence[TrainedMap]) -> plt.Figure:
-    """One panel per policy: the map ε ↦ G_θ(0, ε) coloured by the mode it lands in (red: in no mode),
-    the mode regions as bands, the central 1 − τ interval C, and the counts against the bounds."""
-    fig, axes = plt.subplots(1, len(maps), figsize=(4.6 * len(maps), 3.4), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], maps):
-        st = m.stats
-        _draw_map(ax, st, m.task.modes(torch.zeros(1, 1)).centers[0].reshape(m.K).numpy(), m.task.radius)
-        ax.set_title(f"{m.family} ({m.steps} steps), fork K={m.K}\n"
-                     rf"$N^\tau$ = {st.n_hit}, $1+\lfloor\mathrm{{len}}/\Delta\rfloor$ = {st.bound_length}, "
-                     rf"$1+\lfloor 2r\hat L/\Delta\rfloor$ = {st.bound_tight}; bridge $b$ = {st.bridge:.3f}", fontsize=9)
-        ax.text(0.02, 0.97, rf"$\hat L$ = {st.L:.1f}" "\n" rf"$\mathrm{{len}}$ = {st.length:.2f}" "\n"
-                rf"$\Delta$ = {st.delta:.2f}", transform=ax.transAxes,
-                va="top", fontsize=8, bbox=dict(fc="white", ec="0.8", alpha=0.9))
-    axes[0, 0].set_ylabel(r"action $a = G_\theta(s, \varepsilon)$ (task units)")
-    fig.tight_layout()
-    return fig
-
-
-def _draw_map(ax: plt.Axes, st: MapStats, centers: np.ndarray, radius: float, xlim: float = 3.5) -> None:
-    """The curve ε ↦ G(ε) coloured by label, mode bands, and the central interval [−r, r]."""
-    sel = np.abs(st.eps) <= xlim
-    x, y, lab = st.eps[sel], st.image[sel, 0], st.labels[sel]
-    for k, c in enumerate(centers):
-        ax.axhspan(c - radius, c + radius, color=mode_color(k), alpha=0.12, lw=0)
-    ax.plot(x, y, color="0.75", lw=1, zorder=1)
-    for k in np.unique(lab):
-        pts = lab == k
-        ax.scatter(x[pts], y[pts], s=2, color=mode_color(int(k)), zorder=2, label="off-support" if k < 0 else None)
-    for s in (-st.r_tau, st.r_tau):
-        ax.axvline(s, color="k", ls=":", lw=1)
-    ax.set_xlim(-xlim, xlim)
-    ax.set_xlabel(r"base noise $\varepsilon$  (dotted: central set $C = [-r, r]$)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,6 +207,13 @@ def staircase(width: float, K: int = 5) -> Map:
     return f
 
 
+def staircase_stats(width: float, K: int = 5, radius: float = 0.25, tau: float = 0.05, n_grid: int = 20_001) -> MapStats:
+    """:func:`measure_map` of the staircase of transition width ``width`` against regions of ``radius``
+    around its levels 0..K−1 (Δ = Δ_c = 1)."""
+    return measure_map(staircase(width, K), np.arange(K, dtype=float)[:, None], radius, delta=1.0, tau=tau,
+                       n_grid=n_grid)
+
+
 def staircase_table(
     widths: Sequence[float] = (2.0, 1.0, 0.4, 0.1, 0.05), K: int = 5, radius: float = 0.25, tau: float = 0.05,
     n_grid: int = 200_001,
@@ -254,7 +223,7 @@ def staircase_table(
     hit by G(C)), the image length len (key ``length``), the three bounds with Δ = Δ_c = 1
     (they count centres; regions hit are the same here), the lightest mode's mass, the bridge
     mass, and two predictions for it: the 1-D transition estimate (gap/L)·Σ_j φ(c_j) and the
-    dimension-free K-mode floor (:func:`multi_mode_bridge_floor`) with the gap Δ = 1 − 2·radius."""
+    dimension-free K-mode floor (:func:`mbc_lib.theory.multi_mode_bridge_floor`) with the gap Δ = 1 − 2·radius."""
     centers = np.arange(K, dtype=float)[:, None]
     gap = 1.0 - 2 * radius
     phi_sum = float(norm.pdf(norm.ppf(np.arange(1, K) / K)).sum())
@@ -262,77 +231,14 @@ def staircase_table(
     for w in widths:
         st = measure_map(staircase(w, K), centers, radius, delta=1.0, tau=tau, n_grid=n_grid)
         rows.append({"w": float(w), **st.row(), "bridge_1d": gap / st.L * phi_sum,
-                     "bridge_floor": multi_mode_bridge_floor(st.mass, gap, st.L)})
+                     "bridge_floor": theory.multi_mode_bridge_floor(st.mass, gap, st.L)})
     return rows
-
-
-def plot_staircase(width: float, K: int = 5, radius: float = 0.25, tau: float = 0.05) -> plt.Figure:
-    """The staircase of transition width ``width``: the map (left) and where its base mass goes
-    (right: φ(ε) shaded by the mode ε lands in; the red area is the bridge mass)."""
-    st = measure_map(staircase(width, K), np.arange(K, dtype=float)[:, None], radius, delta=1.0, tau=tau, n_grid=20_001)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    _draw_map(ax1, st, np.arange(K, dtype=float), radius)
-    ax1.set_ylabel(r"$G(\varepsilon)$")
-    ax1.set_title(rf"$w$ = {width:g}: $L$ = {st.L:.2f}, $N^\tau$ = {st.n_hit}; bounds: length {st.bound_length}, "
-                  rf"$1+\lfloor 2rL\rfloor$ = {st.bound_tight}, paper {st.bound_paper}", fontsize=9)
-    x, dens = st.eps, norm.pdf(st.eps)
-    for k in np.unique(st.labels):
-        ax2.fill_between(x, 0, np.where(st.labels == k, dens, 0), color=mode_color(int(k)), alpha=0.8 if k < 0 else 0.35,
-                         lw=0, label="bridge (off-support)" if k < 0 else None)
-    ax2.plot(x, dens, color="k", lw=0.8)
-    ax2.set(xlim=(-3.5, 3.5), ylim=(0, 0.42), xlabel=r"base noise $\varepsilon$", ylabel=r"$\varphi(\varepsilon)$",
-            title=rf"smallest mode mass {st.mass.min():.3f}; bridge mass $b$ = {st.bridge:.3f}")
-    ax2.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_staircase_check(rows: list[dict[str, float]], K: int = 5, radius: float = 0.25, tau: float = 0.05) -> plt.Figure:
-    """Left: N^τ and the bounds against L. Right: bridge mass against L with the 1-D transition
-    prediction (gap/L)·Σφ(c_j) (line) and the dimension-free K-mode floor (open markers)."""
-    L = np.array([r["L"] for r in rows])
-    Lf = np.geomspace(L.min() * 0.8, L.max() * 1.25, 400)
-    r = float(norm.ppf(1 - tau / 2))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    ax1.step(Lf, 1 + np.ceil(2 * r * Lf), where="post", color="C3", lw=1.2, label=r"paper: $1+\lceil 2rL/\Delta\rceil$")
-    ax1.step(Lf, 1 + np.floor(2 * r * Lf), where="post", color="C0", lw=1.2, ls="--", label=r"$1+\lfloor 2rL/\Delta\rfloor$")
-    ax1.plot(L, [x["bound_length"] for x in rows], "s", ms=9, mfc="none", color="C2",
-             label=r"length form $1+\lfloor\mathrm{len}/\Delta\rfloor$")
-    ax1.plot(L, [x["N_tau"] for x in rows], "ko", ms=4, label=r"measured $N^\tau$")
-    ax1.set(xscale="log", yscale="log", xlabel="Lipschitz constant $L$", ylabel="modes",
-            title=rf"{K}-level staircases ($\Delta = \Delta_c = 1$, $\tau$ = {tau:g})")
-    ax1.legend(fontsize=8)
-    _log_ticks(ax1, [2, 5, 10, 20, 50], "x")
-    _log_ticks(ax1, [5, 10, 20, 50, 100, 200], "y")
-    gap = 1.0 - 2 * radius
-    phi_sum = float(norm.pdf(norm.ppf(np.arange(1, K) / K)).sum())
-    ax2.plot(Lf, gap / Lf * phi_sum, "k-", lw=1,
-             label=rf"1-D prediction $(\mathrm{{gap}}/L)\sum_j\varphi(c_j)$ = {gap * phi_sum:.2f}$/L$")
-    ax2.plot(L, [x["bridge"] for x in rows], "o", color=OFF_SUPPORT_COLOR, label="measured bridge mass")
-    ax2.plot(L, [x["bridge_floor"] for x in rows], "v", mfc="none", color="C0", ms=8,
-             label="isoperimetric K-mode floor")
-    ax2.set(xscale="log", yscale="log", xlabel="Lipschitz constant $L$", ylabel="mass in no mode",
-            title=f"bridge mass (mode regions: radius {radius:g}, gap {gap:g})")
-    ax2.legend(fontsize=8)
-    _log_ticks(ax2, [2, 5, 10, 20, 50], "x")
-    fig.tight_layout()
-    return fig
-
-
-def _log_ticks(ax: plt.Axes, ticks: Sequence[float], axis: str) -> None:
-    """Plain-number major ticks on a log axis, no minor labels."""
-    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(FixedLocator(list(ticks)))
-    target.set_major_formatter(ScalarFormatter())
-    target.set_minor_formatter(NullFormatter())
 
 
 # ---------------------------------------------------------------------------------------
 # 3. base dimension n > 1: the paper's formula is false
 # ---------------------------------------------------------------------------------------
-def _lattice_in_disc(radius: float) -> np.ndarray:
+def lattice_in_disc(radius: float) -> np.ndarray:
     """Integer points z ∈ Z² with ‖z‖ ≤ radius, ``[N, 2]``."""
     n = int(math.floor(radius))
     i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1))
@@ -352,7 +258,7 @@ def lattice_counterexample(Ls: Sequence[float] = (1.0, 2.0, 4.0), tau: float = 0
     rows = []
     for L in Ls:
         rows.append({
-            "L": float(L), "R_tau": R, "hit": len(_lattice_in_disc(L * R)),
+            "L": float(L), "R_tau": R, "hit": len(lattice_in_disc(L * R)),
             "paper": theory.mode_count_bound(L, 1.0, tau, dim=1, form="paper"),
             "paper_chi": 1 + math.ceil(2 * R * L),
             "packing": theory.mode_count_bound(L, 1.0, tau, dim=2, form="packing"),
@@ -360,33 +266,6 @@ def lattice_counterexample(Ls: Sequence[float] = (1.0, 2.0, 4.0), tau: float = 0
             "path_bound": theory.path_mode_count_bound(2 * R * L, 1.0),
         })
     return rows
-
-
-def plot_counterexample(rows: list[dict[str, float]]) -> plt.Figure:
-    """One panel per L: the image G(C) (disc), the lattice modes it hits (blue), those on one
-    diameter (black: what the 1-D argument sees), and the paper's count."""
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.4 * len(rows), 4.0))
-    for ax, r in zip(np.atleast_1d(axes), rows):
-        rad = r["L"] * r["R_tau"]
-        n = int(rad) + 2
-        i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1))
-        ax.scatter(i.ravel(), j.ravel(), s=3, color="0.75")
-        hit = _lattice_in_disc(rad)
-        ax.scatter(hit[:, 0], hit[:, 1], s=10, color=mode_color(0), label=f"hit: {r['hit']}")
-        diam = hit[hit[:, 1] == 0]
-        ax.scatter(diam[:, 0], diam[:, 1], s=14, color="k", label=f"on a diameter: {r['path_hit']}")
-        ax.add_patch(Circle((0, 0), rad, fill=False, color="C0", lw=1.2))
-        ax.set(xlim=(-n, n), ylim=(-n, n), aspect="equal", xticks=[], yticks=[])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        ax.set_title(rf"$G = {r['L']:g}\cdot\mathrm{{Id}}$: {r['hit']} modes hit" "\n"
-                     f"(paper's formula: {r['paper']}; on a diameter: {r['path_hit']})", fontsize=9)
-    fig.legend(handles=[plt.Line2D([], [], marker="o", ls="", color=mode_color(0), label="mode hit by $G(C)$"),
-                        plt.Line2D([], [], marker="o", ls="", color="k", label="hit along one diameter"),
-                        plt.Line2D([], [], color="C0", label=r"$G(C)$: disc of radius $L R_\tau$")],
-               loc="lower center", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return fig
 
 
 def mass_counterexample(
@@ -419,7 +298,8 @@ def mass_counterexample(
 
     if not isinstance(dim, (int, np.integer)) or dim < 2:
         raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
-    margin, tau = theory._positive("margin", margin), theory._tau(tau)
+    margin = check_real(margin, "margin", low=0.0, low_open=True)
+    tau = check_real(tau, "tau", low=0.0, high=1.0, low_open=True, high_open=True, what="the base mass left outside the central set")
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     g = torch.Generator().manual_seed(seed)
@@ -460,43 +340,6 @@ def mass_counterexample(
 # ---------------------------------------------------------------------------------------
 # 4. Gaussian isoperimetry
 # ---------------------------------------------------------------------------------------
-def multi_mode_bridge_floor(masses, delta: float, L: float) -> float:
-    """Dimension-free floor on the mass in no mode for K modes pairwise ≥ Δ apart (chapter 5):
-
-        b ≥ Σ_k [Φ(Φ⁻¹(p_k) + Δ/(2L)) − p_k]        (sum over modes with p_k > 0)
-
-    The preimages A_k are Δ/L apart, so their Δ/2L-enlargements are disjoint and every added
-    point maps to no mode; Gaussian isoperimetry gives each enlargement mass ≥ Φ(Φ⁻¹(p_k) + Δ/2L).
-    ``masses`` ``[K]`` are the p_k; returns a probability."""
-    p = np.asarray(masses, dtype=float).reshape(-1)
-    if np.any(p < 0) or p.sum() > 1 + 1e-9:
-        raise ValueError(f"masses must be >= 0 and sum to at most 1, got {p}")
-    p = p[p > 0]
-    step = theory._positive("delta", delta) / (2 * theory._positive("L", L))
-    return float(np.clip(norm.cdf(norm.ppf(np.minimum(p, 1.0)) + step) - p, 0, None).sum())
-
-
-def bridge_floor(masses, delta: float, L: float) -> float:
-    """The isoperimetric floor on the off-support mass given mode masses ``[K]``, the gap Δ and L.
-
-    Two modes with mass: the larger of the two-mode floor (chapter 5, theorem "Bridge-mass floor" (2);
-    app-isoperimetry), Φ(Φ⁻¹(p_min) + Δ/L) − p_min with p_min the smaller mass, and
-    :func:`multi_mode_bridge_floor`; more modes: the latter. NaN when part (1) of that theorem says
-    no L-Lipschitz map can put these masses on two modes (p_min > Φ(−Δ/2L)) — for a measured L that means
-    the estimate is too small. 0 with fewer than two modes."""
-    p = np.asarray(masses, dtype=float).reshape(-1)
-    p = p[p > 0]
-    if p.size < 2:
-        return 0.0
-    floor = multi_mode_bridge_floor(p, delta, L)
-    if p.size == 2:
-        try:
-            floor = max(floor, theory.bridge_mass_bound(L, delta, min(float(p.min()), 0.5)))
-        except ValueError:
-            return math.nan
-    return floor
-
-
 def clipped_linear_map(L: float, delta: float, m: float) -> Map:
     """The extremal map of the bridge-mass floor (chapter 5; app-isoperimetry): G(ε) = clip(L(ε₁ − a), 0, Δ)
     with a = Φ⁻¹(m), so that P(G = 0) = m and P(G = Δ) = 1 − Φ(a + Δ/L). ``f(ε [N, D]) -> [N, 1]``; only ε₁ matters."""
@@ -550,35 +393,6 @@ def isoperimetry_check(
         rows.append({"kind": "smooth", "m": min(p1, p2), "target": False, "ratio": gap / L, "L": L, "delta": gap, "p1": p1, "p2": p2,
                      "bridge": 1 - p1 - p2, "floor": theory.balanced_bridge_mass_bound(L, gap), "dim": dim})
     return rows
-
-
-def plot_isoperimetry(rows: list[dict[str, float]]) -> plt.Figure:
-    """Bridge mass against Δ/L: the floors of chapter 5's bridge-mass theorem as curves, the extremal map on them
-    (filled markers), smooth maps above them (open circles)."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    x = np.linspace(1e-3, 3.3, 400)
-    ax.plot(x, 2 * norm.cdf(x / 2) - 1, "k-", lw=1.2, label=r"balanced floor $2\Phi(\Delta/2L)-1$")
-    ms = sorted({r["m"] for r in rows if r["kind"] == "extremal" and r.get("target", True)})
-    styles = {m: (c, ls, mk) for m, c, ls, mk in zip(ms, ("C0", "C2", "C4"), ("--", "-.", ":"), ("s", "^", "D"))}
-    for m, (c, ls, mk) in styles.items():
-        xs = x[x <= -2 * norm.ppf(m)]
-        ax.plot(xs, norm.cdf(norm.ppf(m) + xs) - m, color=c, ls=ls, lw=1.2,
-                label=rf"floor $\Phi(\Phi^{{-1}}(p_{{\min}})+\Delta/L)-p_{{\min}}$, $p_{{\min}}$ = {m:g}")
-    for r in rows:
-        if r["kind"] != "extremal":
-            continue
-        c, mk = next(((cc, mm) for mv, (cc, _, mm) in styles.items() if abs(r["m"] - mv) < 1e-9), ("k", "o"))
-        ax.plot(r["ratio"], r["bridge"], mk, color=c, ms=7)
-    sm = [r for r in rows if r["kind"] == "smooth"]
-    ax.plot([r["ratio"] for r in sm], [r["bridge"] for r in sm], "o", mfc="none", mec=OFF_SUPPORT_COLOR, ms=9, mew=1.5,
-            label=f"smooth logistic maps ($n$ = {sm[0]['dim'] if sm else '?'}), measured")
-    ax.plot([], [], "ko", label="clipped-linear map, measured (filled)")
-    ax.set(xlabel=r"$\Delta / L$  (base distance between the preimages)", ylabel="bridge mass $b$", xlim=(0, 3.3),
-           ylim=(0, 1))
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Gaussian isoperimetry: no $L$-Lipschitz map puts less mass between two modes", fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 # ---------------------------------------------------------------------------------------

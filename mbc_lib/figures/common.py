@@ -1,15 +1,17 @@
-"""The figure style of the book and the plots several chapters share."""
+"""The figure style of the book and the drawing helpers several chapters share (mode colours, chunks,
+mode masses, log axes)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["use_style", "mode_color", "OFF_SUPPORT_COLOR", "plot_chunks", "plot_mode_mass", "sequence_ticks", "log_scale"]
+__all__ = ["use_style", "mode_color", "OFF_SUPPORT_COLOR", "plot_chunks", "plot_mode_mass", "sequence_ticks", "log_scale",
+           "log_ticks", "positive_or_nan"]
 
 #: colour of chunks that fall in no mode (label −1)
 OFF_SUPPORT_COLOR = "#d62728"
@@ -106,3 +108,18 @@ def log_scale(ax: plt.Axes, axis: str = "y") -> bool:
     else:
         ax.text(0.5, 0.5, "no positive values to show", transform=ax.transAxes, ha="center", va="center", color="0.4")
     return positive
+
+
+def log_ticks(ax: plt.Axes, ticks: Sequence[float], axis: str) -> None:
+    """Plain-number major ticks on a log axis, no minor labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(list(ticks)))
+    target.set_major_formatter(ScalarFormatter())
+    target.set_minor_formatter(NullFormatter())
+
+
+def positive_or_nan(values) -> list[float]:
+    """Values for a log axis: non-positive or undefined ones become gaps (NaN)."""
+    return [v if (v is not None and np.isfinite(v) and v > 0) else math.nan for v in values]
