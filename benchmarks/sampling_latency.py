@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from mbc_lib import policies, tasks  # noqa: E402
 from mbc_lib.benchmarking import machine_line, median_range, table, timed  # noqa: E402
-from mbc_lib.train import cpu_threads, select_device  # noqa: E402
+from mbc_lib.runtime import cpu_threads, select_device  # noqa: E402
 
 
 def main() -> None:

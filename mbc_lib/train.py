@@ -55,9 +55,6 @@ from .policies.base import Policy, batches_prechecked
 from .runtime import cpu_threads, device_generator, env_threads, progress_enabled, select_device
 from .validation import check_int, check_real, check_seed
 
-# re-exported for mbc_lib.experiments until it imports runtime (issue 16)
-from .runtime import env_threads, on_compute_device, progress_enabled, select_device  # noqa: E402, F401, F811
-
 __all__ = ["History", "NonFiniteLossError", "train", "check_training", "save_checkpoint", "load_checkpoint"]
 
 
