@@ -64,8 +64,9 @@ def fit(
     else:
         raise ValueError(f"task must be 'fork' or 'ring', got {task!r}")
     data = task.dataset(b["n_demos"], seed=seed)
-    # measured on the CPU (the full profile trains on CUDA when present)
-    policy, history = fit_policy(family, data, budget=b, seed=seed, progress=progress, desc=f"{family} K={K} Δc={delta:g}")
+    # trained on the fastest device (CUDA at the full profile when present), returned on the CPU
+    policy, history = fit_policy(family, data, budget=b, seed=seed, progress=progress,
+                                 desc=f"{family} K={K} Δc={delta:g}")
     return TrainedTransport(family, K, float(delta), task, policy, history)
 
 
