@@ -134,6 +134,125 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                      lr=1e-3, latent_dim=2, beta_ratios=(0.03, 0.1, 0.3, 1.0, 3.0), n_samples=2048, n_hole=8192,
                      n_jac=128, n_eval=128),
     },
+    # chapter 10, prior surgery: a cvae at β = ratio·β* on the fork (each K of fork_Ks) and on PathGaps (each K
+    # of robot_Ks, n_episodes noisy expert episodes); each mode's latent region is the `coverage` ellipse of n_post
+    # posterior draws per demonstration (n_states × n_per_state on the fork, the first chunk of every episode on
+    # the robot); every deployment prior decoded n_prior times per state (rejection sampling), its kept prior mass
+    # from n_mass draws, and rolled out for n_eval episodes; hole-free set q̄/p ≥ alpha from n_pool posteriors
+    "prior_surgery": {
+        "fast": dict(n_demos=1024, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2, ratio=0.1,
+                     fork_Ks=(2, 3), robot_Ks=(2,), n_states=4, n_per_state=256, n_post=8, n_pool=1024, n_prior=256,
+                     n_mass=20000, coverage=0.95, alpha=0.5, n_episodes=48, n_eval=32, n_plot=48, n_map=61,
+                     map_lim=3.0),
+        "standard": dict(n_demos=4096, steps=1500, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
+                         ratio=0.1, fork_Ks=(2, 3), robot_Ks=(2, 3), n_states=8, n_per_state=256, n_post=8,
+                         n_pool=2048, n_prior=512, n_mass=50000, coverage=0.95, alpha=0.5, n_episodes=128,
+                         n_eval=64, n_plot=64, n_map=81, map_lim=3.0),
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     ratio=0.1, fork_Ks=(2, 3, 4), robot_Ks=(2, 3), n_states=16, n_per_state=512, n_post=16,
+                     n_pool=4096, n_prior=1024, n_mass=200000, coverage=0.95, alpha=0.5, n_episodes=512,
+                     n_eval=128, n_plot=64, n_map=101, map_lim=3.0),
+    },
+    # chapter 10, the trade-off: one cvae per β = ratio·β* on the fork (K = 2) and on PathGaps (K = 2), each grid
+    # one stacked model; measured at n_states × n_per_state fork demonstrations / the first chunk of n_episodes
+    # episodes: KL split, P̂_e, TV and Hole_alpha from n_hole prior draws, n_prior decoded prior samples per
+    # state; n_eval closed-loop episodes per robot model
+    "tradeoff": {
+        "fast": dict(n_demos=1024, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+                     ratios=(1 / 30, 0.1, 1.0, 3.0), n_states=4, n_per_state=256, n_prior=256, n_hole=2048,
+                     alpha=0.5, n_episodes=48, n_eval=16),
+        "standard": dict(n_demos=4096, steps=1500, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
+                         ratios=(1 / 30, 0.1, 0.3, 0.6, 1.0, 3.0), n_states=8, n_per_state=256, n_prior=512,
+                         n_hole=4096, alpha=0.5, n_episodes=128, n_eval=32),
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     ratios=(1 / 30, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0), n_states=16,
+                     n_per_state=512, n_prior=1024, n_hole=8192, alpha=0.5, n_episodes=512, n_eval=128),
+    },
+    # chapter 10, separation: the two-branch fork (σ = 0.1, H = 8) with its mode regions `gaps`·σ apart; a cvae
+    # per (gap, β = ratio·β*) of collapse_ratios (one stacked model) gives the collapse point, the one at
+    # cvae_ratio stands for the family; every family in `families` trained per gap and sampled n_samples
+    # times at n_obs observations; L̂ from n_jac Jacobians; the regime diagnostic on n_diag demonstrations
+    "separation": {
+        "fast": dict(n_demos=1024, steps=200, width=64, depth=2, batch_size=256, lr=5e-3, latent_dim=2,
+                     gaps=(-6.0, 1.0, 10.0), collapse_ratios=(0.1, 0.3, 1.0), cvae_ratio=0.1,
+                     families=("regression", "cvae", "mixture", "flow"), n_obs=1, n_samples=512, n_kl=256,
+                     n_diag=256, n_jac=16, n_plot=48),
+        "standard": dict(n_demos=2048, steps=400, width=64, depth=2, batch_size=256, lr=5e-3, latent_dim=2,
+                         gaps=(-8.0, -3.0, 1.0, 3.0, 6.0, 10.0), collapse_ratios=(0.03, 0.1, 0.3, 0.6, 1.0),
+                         cvae_ratio=0.1, families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
+                         n_obs=2, n_samples=1024, n_kl=256, n_diag=512, n_jac=32, n_plot=64),
+        "full": dict(n_demos=16384, steps=1500, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     gaps=(-9.0, -6.0, -4.0, -2.0, -1.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0),
+                     collapse_ratios=(0.03, 0.06, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0), cvae_ratio=0.1,
+                     families=("regression", "cvae", "vq", "mixture", "diffusion", "flow", "autoregressive"),
+                     n_obs=4, n_samples=4096, n_kl=512, n_diag=1024, n_jac=128, n_plot=64),
+    },
+    # chapter 10, unequal modes: every family in `families` trained on the K = 3 fork with weights 0.6/0.3/0.1
+    # and sampled n_samples times at n_obs observations; the cvae (β = cvae_ratio·β*) also measured at
+    # n_states × n_per_state demonstrations (latent shares from n_mass prior draws, ellipses of n_post draws)
+    "unequal": {
+        "fast": dict(n_demos=1024, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+                     cvae_ratio=0.1, families=("regression", "cvae", "vq", "mixture", "diffusion", "flow"), n_obs=2,
+                     n_samples=1024, n_states=4, n_per_state=512, n_post=8, n_mass=8192, coverage=0.95, n_plot=48),
+        "standard": dict(n_demos=4096, steps=1000, width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2,
+                         cvae_ratio=0.1, families=("regression", "cvae", "vq", "mixture", "diffusion", "flow",
+                                                   "autoregressive"), n_obs=4, n_samples=2048, n_states=8,
+                         n_per_state=512, n_post=8, n_mass=16384, coverage=0.95, n_plot=64),
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     cvae_ratio=0.1, families=("regression", "cvae", "vq", "mixture", "diffusion", "flow",
+                                               "autoregressive"), n_obs=8, n_samples=4096, n_states=16,
+                     n_per_state=512, n_post=16, n_mass=65536, coverage=0.95, n_plot=64),
+    },
+    # chapters 8-9, failure attribution and switching: on each task of `envs` (K modes), every variant of
+    # mbc_lib.experiments.failures.POLICIES in `policies` trained on n_demos expert episodes with chunks of
+    # chunk_len, those in `switch_policies` also at every H of Hs; each rolled out for n_eval recorded episodes
+    # with every executor in `executors`, free and (families that can) committed once per episode
+    "failures": {
+        "fast": dict(envs=("PathGaps", "PushDivider"), K=2, n_demos=64, chunk_len=8, Hs=(4, 8, 16), steps=300,
+                     width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2, n_eval=16,
+                     policies=("regression", "cvae", "mixture", "flow"), switch_policies=("cvae",),
+                     executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+        "standard": dict(envs=("PathGaps", "PushDivider"), K=2, n_demos=128, chunk_len=8, Hs=(4, 8, 16), steps=800,
+                         width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2, n_eval=32,
+                         policies=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
+                         switch_policies=("cvae", "mixture", "flow"),
+                         executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+        "full": dict(envs=("PathGaps", "PushDivider", "PushBins"), K=2, n_demos=512, chunk_len=8, Hs=(4, 8, 16),
+                     steps=2000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2, n_eval=128,
+                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+                     switch_policies=("cvae", "vq", "mixture", "diffusion", "flow"),
+                     executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+    },
+    # stochastic samplers: one diffusion policy per setting (fork K = 2, 3; ring K = 4; Δc = 3, σ = 0.1, H = 8),
+    # sampled with every η of `etas` at every count of sampler_steps; measured at n_obs observations with n_samples
+    # draws of all the noise, Jacobians at n_jac random (+ n_jac bridge) points, n_segments segments of n_points
+    "stochastic_samplers": {
+        "fast": dict(n_demos=1024, steps=400, width=64, depth=2, batch_size=256, lr=1e-2, sampler_steps=(4, 16),
+                     etas=(0.0, 0.5, 1.0), n_obs=1, n_samples=512, n_jac=8, n_segments=8, n_points=33),
+        "standard": dict(n_demos=8192, steps=3000, width=128, depth=3, batch_size=256, lr=3e-3,
+                         sampler_steps=(4, 16), etas=(0.0, 0.5, 1.0), n_obs=2, n_samples=4096, n_jac=64,
+                         n_segments=48, n_points=129),
+        "full": dict(n_demos=16384, steps=4000, width=256, depth=3, batch_size=512, lr=1e-3,
+                     sampler_steps=(2, 4, 8, 16, 32), etas=(0.0, 0.25, 0.5, 0.75, 1.0), n_obs=8, n_samples=8192,
+                     n_jac=128, n_segments=128, n_points=257),
+    },
+    # state-adaptive β: on branching (n_demos) and PathGaps (n_episodes), β*(s) from the clustered k-neighbourhoods
+    # of n_query states (branching: a grid; PathGaps: every `stride` steps of n_query_episodes demos); a cvae per
+    # constant β = r·β*_ref (r in ratios, one stacked model) and per adaptive rule × fraction c; measured at
+    # per_segment states per K (branching) or the query states (n_per_state demos, n_prior prior draws), n_eval rollouts
+    "adaptive_beta": {
+        "fast": dict(n_demos=1024, steps=300, width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2,
+                     ratios=(0.03, 0.3), fractions=(0.1,), n_query=8, k=48, per_segment=2, n_per_state=128,
+                     n_prior=256, n_episodes=32, n_query_episodes=2, stride=16, n_eval=16),
+        "standard": dict(n_demos=4096, steps=1500, width=64, depth=2, batch_size=256, lr=2e-3, latent_dim=2,
+                         ratios=(0.01, 0.03, 0.1, 0.3, 1.0), fractions=(0.01, 0.03, 0.1, 0.3), n_query=24, k=64,
+                         per_segment=4, n_per_state=256, n_prior=512, n_episodes=128, n_query_episodes=4, stride=4,
+                         n_eval=64),
+        "full": dict(n_demos=16384, steps=3000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2,
+                     ratios=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0), fractions=(0.003, 0.01, 0.03, 0.1, 0.3), n_query=48,
+                     k=128, per_segment=8, n_per_state=512, n_prior=1024, n_episodes=512, n_query_episodes=8,
+                     stride=2, n_eval=128),
+    },
 }
 
 
