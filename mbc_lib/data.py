@@ -6,10 +6,11 @@ A :class:`ChunkDataset` holds three aligned tensors
 * ``chunks`` ``[N, H, action_dim]``     the action chunk demonstrated at that observation,
 * ``modes``  ``[N]`` (long)             the mode label of the demonstration (−1 if unknown),
 
-all on one device, so a minibatch is an index gather and never a per-sample
-Python loop. :class:`Normalizer` holds per-dimension mean/std statistics; the
-policies own one (as buffers, saved with their weights) so that ``sample``
-returns actions in task units while networks see standardised inputs.
+and optionally ``beta`` ``[N]``, a per-sample KL weight (a CVAE trained on the dataset then weighs
+each sample's KL with it instead of its config's β: a state-dependent β(s)), all on one device,
+so a minibatch is an index gather and never a per-sample Python loop. :class:`Normalizer` holds
+per-dimension mean/std statistics; the policies own one (as buffers, saved with their weights) so
+that ``sample`` returns actions in task units while networks see standardised inputs.
 """
 from __future__ import annotations
 
@@ -126,12 +127,16 @@ class ChunkDataset:
         chunks: ``[N, H, action_dim]`` action chunks.
         modes: ``[N]`` integer mode labels, −1 where unknown; ``None`` means all unknown.
         device: where the tensors live (default: where ``obs`` already is).
+        beta: optional ``[N]`` per-sample KL weights (finite, >= 0); batches then carry them as
+            ``"beta"``. Only a one-model :func:`mbc_lib.train.train` reads them (a stacked run gathers
+            ``obs`` and ``chunks`` only).
     """
 
     obs: Tensor
     chunks: Tensor
     modes: Tensor | None = None
     device: torch.device | str | None = None
+    beta: Tensor | None = None
 
     def __post_init__(self) -> None:
         obs = _as_tensor(self.obs, "obs")
@@ -155,6 +160,14 @@ class ChunkDataset:
         else:
             modes = _mode_labels(self.modes, obs.shape[0])
         device = torch.device(self.device) if self.device is not None else obs.device
+        if self.beta is not None:
+            beta = _as_tensor(self.beta, "beta").reshape(-1)
+            if beta.shape[0] != obs.shape[0]:
+                raise ValueError(f"beta must be [N={obs.shape[0]}] (one KL weight per sample), got shape "
+                                 f"{tuple(torch.as_tensor(self.beta).shape)}")
+            if not (torch.isfinite(beta).all() and (beta >= 0).all()):
+                raise ValueError("beta (per-sample KL weights) must be finite numbers >= 0")
+            self.beta = beta.to(device)
         self.obs, self.chunks, self.modes = obs.to(device), chunks.to(device), modes.to(device)
         self.device = device
 
@@ -180,16 +193,17 @@ class ChunkDataset:
         device = torch.device(device)
         if device == self.device:
             return self
-        tensors = [self.obs, self.chunks, self.modes]
+        tensors = [self.obs, self.chunks, self.modes] + ([self.beta] if self.beta is not None else [])
         if device.type == "cuda" and self.device.type == "cpu":
             tensors = [t.pin_memory() for t in tensors]
-        obs, chunks, modes = (t.to(device, non_blocking=True) for t in tensors)
-        return ChunkDataset(obs, chunks, modes, device=device)
+        obs, chunks, modes, *beta = (t.to(device, non_blocking=True) for t in tensors)
+        return ChunkDataset(obs, chunks, modes, device=device, beta=beta[0] if beta else None)
 
     def subset(self, index: Tensor) -> "ChunkDataset":
         """The samples at ``index`` (a long tensor or boolean mask), on the same device."""
         index = index.to(self.device)
-        return ChunkDataset(self.obs[index], self.chunks[index], self.modes[index], device=self.device)
+        return ChunkDataset(self.obs[index], self.chunks[index], self.modes[index], device=self.device,
+                            beta=self.beta[index] if self.beta is not None else None)
 
     def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple["ChunkDataset", "ChunkDataset"]:
         """A seeded random train/validation split; the same seed gives the same split."""
@@ -203,8 +217,12 @@ class ChunkDataset:
         return self.subset(perm[n_val:]), self.subset(perm[:n_val])
 
     def batch(self, index: Tensor) -> dict[str, Tensor]:
-        """The minibatch at ``index``: ``{"obs": [B, obs_dim], "chunk": [B, H, d], "mode": [B]}``."""
-        return {"obs": self.obs[index], "chunk": self.chunks[index], "mode": self.modes[index]}
+        """The minibatch at ``index``: ``{"obs": [B, obs_dim], "chunk": [B, H, d], "mode": [B]}``, plus
+        ``"beta": [B]`` when the dataset carries per-sample KL weights."""
+        batch = {"obs": self.obs[index], "chunk": self.chunks[index], "mode": self.modes[index]}
+        if self.beta is not None:
+            batch["beta"] = self.beta[index]
+        return batch
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[dict[str, Tensor]]:
         """An endless stream of shuffled minibatches (one permutation per epoch, drawn on-device)."""

@@ -26,6 +26,7 @@ from ..runtime import env_threads, select_device
 from ..validation import check_seed
 from . import averaging, bridges, cache, guidance, latent, prior_coverage, synthetic, tables, transport
 from . import prior_surgery, separation, tradeoff, unequal  # chapter 10 (MuJoCo loaded on first use)
+from . import adaptive_beta, stochastic_samplers  # stochastic samplers; state-adaptive β (MuJoCo on first use)
 
 #: submodules that need MuJoCo: imported on first use, so that the synthetic chapters never load it
 _ROBOT_MODULES = ("robot", "robot_modes")
@@ -66,6 +67,9 @@ RESULTS: dict[str, tuple[Callable[..., Any], Callable[[Any], list[dict[str, Any]
     "tradeoff": (lambda profile=None, seed=0: tradeoff.run(profile=profile, seed=seed), tradeoff.summary),
     "separation": (lambda profile=None, seed=0: separation.sweep(profile=profile, seed=seed), separation.summary),
     "unequal": (lambda profile=None, seed=0: unequal.run(profile=profile, seed=seed), unequal.summary),
+    "stochastic_samplers": (lambda profile=None, seed=0: stochastic_samplers.run(profile=profile, seed=seed),
+                            stochastic_samplers.summary),
+    "adaptive_beta": (lambda profile=None, seed=0: adaptive_beta.run(profile=profile, seed=seed), adaptive_beta.summary),
 }
 
 
@@ -108,6 +112,8 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "tradeoff": _rows_of("tradeoff"),  # chapter 10: one β grid, information against prior coverage (fork, PathGaps)
     "separation": _rows_of("separation"),  # chapter 10: the mechanisms and every family as the mode gap closes
     "unequal": _rows_of("unequal"),  # chapter 10: per-mode mass against weights 0.6/0.3/0.1, every family
+    "stochastic_samplers": _rows_of("stochastic_samplers"),  # DDPM/DDIM with η: bridge, spread, L̂ w.r.t. all noise
+    "adaptive_beta": _rows_of("adaptive_beta"),  # β(s) from the demonstrations' β*(s) against constant β
 }
 
 

@@ -17,7 +17,8 @@ import importlib
 
 #: one drawing module per experiment module, plus the shared helpers
 SUBMODULES = ("common", "averaging", "chunking", "latent", "prior_coverage", "transport", "bridges", "synthetic",
-              "robot", "robot_modes", "guidance", "prior_surgery", "tradeoff", "separation", "unequal")
+              "robot", "robot_modes", "guidance", "prior_surgery", "tradeoff", "separation", "unequal",
+              "stochastic_samplers", "adaptive_beta")
 
 __all__ = list(SUBMODULES)
 

@@ -4,7 +4,9 @@ Encoder q_φ(z|s,a), decoder D_θ(s,z), prior p(z|s). With regulariser ``"kl"``:
 
     L = mean_{H·d elements} ℓ(a, D_θ(s, z)) + β · Σ_j KL(q_φ(z_j|s,a) ‖ p(z_j|s)),   z ~ q_φ(·|s,a),
 
-ℓ = |·| (L1, ACT) or (·)² (L2), computed on *normalised* actions. The reconstruction is
+ℓ = |·| (L1, ACT) or (·)² (L2), computed on *normalised* actions. A batch with a ``"beta"`` entry
+``[B]`` (a :class:`~mbc_lib.data.ChunkDataset` built with per-sample ``beta``) weighs each sample's
+KL with its own β_i instead: β·E KL becomes E[β_i KL_i], a state-dependent β(s). The reconstruction is
 mean-reduced over the n = H·d chunk elements and the KL is summed over the latent
 dimensions — exactly ACT's scaling (ACT: L1, β = "kl_weight" = 10). In the notation of the collapse
 criterion (chapter 3; book appendix, app-collapse and app-act), J = E d(a, D(z))/c + β E KL, this is d = ‖·‖₁/n (L1) or d = ‖·‖²/n (L2) with
@@ -216,7 +218,9 @@ class CVAEPolicy(Policy):
         mu_p, logvar_p = self._prior(obs)  # [B, dz] each
         kl_dims = gaussian_kl_per_dim(mu_q, logvar_q, mu_p, logvar_p)  # [B, dz]
         kl = kl_dims.sum(-1).mean()  # E_batch Σ_j KL_j, nats per sample
-        if cfg.regularizer == "kl":
+        if cfg.regularizer == "kl" and batch.get("beta") is not None:  # per-sample β_i: E[β_i KL_i]
+            reg, weight = self._per_sample_kl(batch["beta"], kl_dims, scalars)
+        elif cfg.regularizer == "kl":
             reg = _free_bits(kl_dims, kl, self.scalar("free_bits", scalars))
             weight = _warmed_up(self.scalar("beta", scalars), self.scalar("beta_warmup", scalars), self.step)
         else:
@@ -236,6 +240,22 @@ class CVAEPolicy(Policy):
         if cfg.regularizer == "aggregate":
             parts[cfg.aggregate] = reg.detach()
         return parts
+
+    def _per_sample_kl(self, beta: Tensor, kl_dims: Tensor,
+                       scalars: dict[str, Tensor] | None) -> tuple[Tensor, float | Tensor]:
+        """(E_batch[β_i · Σ_j KL_ij], the warm-up factor) for per-sample KL weights ``beta [B]``; the
+        config's β is not used, its warm-up is (the factor rises from 0 to 1)."""
+        if not isinstance(beta, Tensor):
+            beta = torch.as_tensor(beta, dtype=torch.float32)
+        if beta.shape != kl_dims.shape[:1]:
+            raise ValueError(f"batch['beta'] must be [B={kl_dims.shape[0]}] (one KL weight per sample), "
+                             f"got shape {tuple(beta.shape)}")
+        free_bits = self.scalar("free_bits", scalars)
+        if isinstance(free_bits, Tensor) or free_bits > 0:
+            raise ValueError("per-sample KL weights (batch['beta']) and free_bits > 0 do not combine: free bits "
+                             "clamp the batch-mean KL per latent dim, which has no per-sample weight")
+        weighted = (beta.to(kl_dims) * kl_dims.sum(-1)).mean()  # E_batch β_i KL_i
+        return weighted, _warmed_up(1.0, self.scalar("beta_warmup", scalars), self.step)
 
     @classmethod
     def unbatchable(cls, config: CVAEConfig) -> str | None:

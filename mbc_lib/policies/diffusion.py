@@ -21,7 +21,14 @@ Sampling runs S ≤ T steps on the evenly spaced sub-sequence k_S > … > k_1 > 
     x_k' = √ᾱ_k' x̂₀ + √(1 − ᾱ_k' − σ²) ε̂ + σ z,     z ~ N(0, I).
 
 η = 1 is the DDPM ancestral sampler (posterior variance β̃; with S = T it is exactly DDPM's),
-η = 0 is DDIM: deterministic, so the sampler is a map x_T ↦ x₀ — ``transport``.
+η = 0 is DDIM: deterministic, so the sampler is a map x_T ↦ x₀ — ``transport``. Any η in [0, 1]
+interpolates (``sample(..., eta=0.5)``).
+
+A sampler with η > 0 is still a deterministic map, from a larger Gaussian base: the initial noise x_T
+*and* the S − 1 injected draws z (the last step, to k = 0, injects none). ``stochastic_map(obs, x_T, z,
+steps, eta)`` is that map, differentiable in all of its noise; its Lipschitz constant with respect to
+all of it is the L of the isoperimetric bridge floor (chapter 5; the book's appendix, app-isoperimetry,
+whose bound holds for a Lipschitz push-forward of a standard Gaussian of any dimension).
 
 Why x₀-prediction by default: ε-prediction recovers x̂₀ = (x_k − √(1−ᾱ_k) ε̂)/√ᾱ_k, which
 multiplies the network's error by 1/√ᾱ_T ≈ 2000 at the first step; at the small training
@@ -139,9 +146,13 @@ class DiffusionPolicy(Policy):
         return ks
 
     def _denoise(
-        self, obs: Tensor, x: Tensor, steps: int | None, eta: float, generator: torch.Generator | None
+        self, obs: Tensor, x: Tensor, steps: int | None, eta: float, generator: torch.Generator | None,
+        injected: Tensor | None = None,
     ) -> Tensor:
-        """Run the sampler from x_T = ``x [B, H·d]`` (normalised) to x₀ ``[B, H·d]``."""
+        """Run the sampler from x_T = ``x [B, H·d]`` (normalised) to x₀ ``[B, H·d]``.
+
+        With η > 0 each step to k' > 0 adds σ·z: z is ``injected[i]`` (``injected [S − 1, B, H·d]``)
+        when given, else a fresh draw from ``generator``."""
         ks = self.timesteps(steps)
         # the step indices, allocated once (no per-step host scalars: CUDA-graph friendly), [S, B]
         kks = torch.tensor(ks[:-1], device=x.device, dtype=torch.long)[:, None].expand(len(ks) - 1, x.shape[0])
@@ -152,8 +163,22 @@ class DiffusionPolicy(Policy):
             sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp_min(0).sqrt() * eps  # [B, H·d]
             if eta > 0 and k_prev > 0:
-                x = x + sigma * self.randn(*x.shape, generator=generator)
+                z = injected[i] if injected is not None else self.randn(*x.shape, generator=generator)
+                x = x + sigma * z
         return x
+
+    @staticmethod
+    def check_eta(eta: float) -> float:
+        """η as a float in [0, 1] (0: DDIM, 1: DDPM), else a ``ValueError``."""
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or not 0 <= eta <= 1:
+            raise ValueError(f"eta (the sampler's noise scale: 0 = DDIM, 1 = DDPM) must be a number in [0, 1], "
+                             f"got {eta!r}")
+        return float(eta)
+
+    def num_injections(self, steps: int | None = None) -> int:
+        """How many noise draws a sampler with ``steps`` steps injects: S − 1 (none on the last step, to k = 0).
+        The whole base of a stochastic sampler has (1 + S − 1)·H·d = S·H·d dimensions."""
+        return len(self.timesteps(steps)) - 2
 
     @torch.no_grad()
     def sample(
@@ -163,20 +188,30 @@ class DiffusionPolicy(Policy):
         generator: torch.Generator | None = None,
         steps: int | None = None,
         sampler: str | None = None,
+        eta: float | None = None,
     ) -> Tensor:
         """``n`` chunks per observation, ``[B, n, H, d]`` in task units.
 
         ``steps`` (default ``config.steps``) and ``sampler`` (``"ddim"`` | ``"ddpm"``,
-        default ``config.sampler``) override the config for this call."""
+        default ``config.sampler``) override the config for this call; ``eta`` in [0, 1] sets the
+        noise scale η of the update directly (0 is ``"ddim"``, 1 is ``"ddpm"``; give one of
+        ``sampler`` and ``eta``, not both). The draws come from ``generator``: x_T for every sample
+        first, then one ``[B·n, H·d]`` draw per noisy step."""
         n = self.check_n(n)
-        sampler = sampler or self.config.sampler
-        if sampler not in ("ddim", "ddpm"):
-            raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+        if eta is not None and sampler is not None:
+            raise ValueError(f"give sampler ({sampler!r}) or eta ({eta!r}), not both: "
+                             "sampler='ddim' is eta=0 and sampler='ddpm' is eta=1")
+        if eta is None:
+            sampler = sampler or self.config.sampler
+            if sampler not in ("ddim", "ddpm"):
+                raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+            eta = 1.0 if sampler == "ddpm" else 0.0
+        eta = self.check_eta(eta)
         cfg = self.config
         s = self.normalizer.normalize_obs(self.check_obs(obs))  # [B, obs_dim]
         B = s.shape[0]
         x_T = self.randn(B, n, cfg.chunk_numel, generator=generator).reshape(B * n, -1)  # [B*n, n_a]
-        x0 = self._denoise(s.repeat_interleave(n, 0), x_T, steps, 1.0 if sampler == "ddpm" else 0.0, generator)
+        x0 = self._denoise(s.repeat_interleave(n, 0), x_T, steps, eta, generator)
         chunk = x0.reshape(B, n, cfg.chunk_len, cfg.action_dim)  # [B, n, H, d]
         return self.normalizer.unnormalize_actions(chunk)
 
@@ -193,3 +228,27 @@ class DiffusionPolicy(Policy):
             )
         x0 = self._denoise(s, base_noise.to(s).flatten(1), steps, 0.0, None)  # [B, H·d]
         return self.normalizer.unnormalize_actions(x0.reshape_as(base_noise))
+
+    def stochastic_map(self, obs: Tensor, base_noise: Tensor, injected_noise: Tensor, steps: int | None = None,
+                       eta: float = 1.0) -> Tensor:
+        """The sampler with noise scale η as the deterministic map (x_T, z_1, …, z_{S−1}) ↦ x₀ from *all* of
+        its noise: ``obs [B, obs_dim]``, ``base_noise [B, H, d]`` (x_T) and ``injected_noise [B, S − 1, H, d]``
+        (the draw added at each step to k' > 0, in the order the steps run; see :meth:`num_injections`),
+        standard normal in normalised action units -> chunk ``[B, H, d]`` in task units.
+
+        Fed the draws :meth:`sample` makes it returns the same chunks; η = 0 ignores ``injected_noise`` and
+        is :meth:`transport`. Differentiable with respect to both noises, so the Lipschitz diagnostics see
+        the whole base of S·H·d dimensions (concatenate the two to one vector per sample)."""
+        cfg = self.config
+        eta = self.check_eta(eta)
+        s = self.normalizer.normalize_obs(self.check_obs(obs))  # [B, obs_dim]
+        B, shape = s.shape[0], (cfg.chunk_len, cfg.action_dim)
+        m = self.num_injections(steps)
+        if base_noise.shape != (B, *shape):
+            raise ValueError(f"base_noise must be [B={B}, H={shape[0]}, d={shape[1]}], got shape {tuple(base_noise.shape)}")
+        if injected_noise.shape != (B, m, *shape):
+            raise ValueError(f"injected_noise must be [B={B}, S-1={m}, H={shape[0]}, d={shape[1]}] for "
+                             f"{m + 1} steps, got shape {tuple(injected_noise.shape)}")
+        z = injected_noise.to(s).reshape(B, m, -1).transpose(0, 1)  # [S − 1, B, H·d]
+        x0 = self._denoise(s, base_noise.to(s).flatten(1), steps, eta, None, injected=z)  # [B, H·d]
+        return self.normalizer.unnormalize_actions(x0.reshape(B, *shape))
