@@ -117,6 +117,7 @@ class EnvTask:
     default_max_steps: ClassVar[int] = 100
     v_max: ClassVar[float] = 0.5  # m/s, bound of each action component
     check_contacts: ClassVar[bool] = False  # record any contact in a substep as a "collision"
+    failure_is_final: ClassVar[bool] = False  # once the failure flag is set, the episode cannot succeed any more
 
     def __init__(self, K: int = 2, max_steps: int | None = None):
         if isinstance(K, bool) or not isinstance(K, (int, np.integer)):

@@ -9,6 +9,12 @@ Finished episodes are frozen but keep their row, so the executor's queues stay a
 Episode ``i`` starts like ``env.reset(seed=episode_seeds(seed, n)[i])``; a stochastic
 policy draws from torch's global generator, seeded with ``seed`` inside a forked RNG
 state (the caller's RNG state is left untouched): same seed, same device → same result.
+
+With ``record=True`` every episode keeps what a failure analysis needs
+(:mod:`mbc_lib.envs.attribution`): the state at every step, the actions executed, the steps at
+which the executor queried the policy and the chunk each query returned. A policy that keeps
+state across the steps of an episode (e.g. a latent drawn once per episode) may define
+``begin_episodes(n)``: it is called before each batch of ``n`` episodes starts.
 """
 from __future__ import annotations
 
@@ -38,7 +44,12 @@ class EvalResult:
         failures: the task's failure flag at the end (``failure_key``: ``collision`` for the
             gap task, ``between_bins`` for the push task). lengths: control steps run.
         seeds: episode seeds. With ``record=True``, per episode: ``qpos`` joint positions
-            ``[T+1, nq]`` (for :func:`~mbc_lib.envs.render_trajectory`) and ``actions`` ``[T, 2]`` executed.
+            ``[T+1, nq]`` (for :func:`~mbc_lib.envs.render_trajectory`), ``actions`` ``[T, 2]`` executed,
+            ``states`` ``[T+1, obs_dim]`` the state observations (also when the policy sees pixels),
+            ``query_steps`` ``[Q]`` the steps at which the policy was queried (step t: before the
+            t-th action, 0-based), ``chunks`` ``[Q, H, 2]`` the chunk each query returned and
+            ``failure_flags`` ``[T+1]`` the task's failure flag after each step.
+        chunk_len: H of the executor; ``executor``: its description (``repr``).
     """
 
     env_id: str
@@ -51,6 +62,12 @@ class EvalResult:
     seeds: np.ndarray
     qpos: list[np.ndarray] | None = field(default=None, repr=False)
     actions: list[np.ndarray] | None = field(default=None, repr=False)
+    states: list[np.ndarray] | None = field(default=None, repr=False)
+    query_steps: list[np.ndarray] | None = field(default=None, repr=False)
+    chunks: list[np.ndarray] | None = field(default=None, repr=False)
+    failure_flags: list[np.ndarray] | None = field(default=None, repr=False)
+    chunk_len: int | None = None
+    executor: str | None = None
 
     @property
     def n_episodes(self) -> int:
@@ -106,6 +123,19 @@ def _default_executor(policy) -> ChunkExecutor:
     return ChunkExecutor(H)
 
 
+class _QueryLog:
+    """The policy as the executor sees it (a callable ``obs -> [B, H, d]``, the same call the executor
+    would make), logging each query: the step it happened at and the chunk it returned."""
+
+    def __init__(self, policy):
+        self.policy, self.step, self.log = policy, 0, []
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        chunk = self.policy.sample(obs, 1)[:, 0] if hasattr(self.policy, "sample") else self.policy(obs)
+        self.log.append((self.step, chunk.detach().to("cpu", torch.float64).numpy()))
+        return chunk
+
+
 def _policy_device(policy, device) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -145,7 +175,9 @@ def evaluate(
         progress: tqdm bar over episodes (default on unless ``$MBC_PROGRESS=0``).
         obs_type: what the policy sees (``state``, or ``pixels``: flat 3·64·64 images in [0, 1]).
         device: where observations are sent (default: the policy's device).
-        record: keep each episode's joint positions for :func:`mbc_lib.envs.render_trajectory`.
+        record: keep each episode's joint positions (for :func:`mbc_lib.envs.render_trajectory`),
+            states, executed actions, and the policy's queries with the chunks they returned (for
+            :func:`mbc_lib.envs.attribution.attribute`). Recording never changes the episodes.
 
     Returns:
         :class:`EvalResult` — success rate, per-episode modes, mode histogram, failure counts.
@@ -165,6 +197,10 @@ def evaluate(
     success, modes, failures, lengths = (np.zeros(n_episodes, t) for t in (bool, np.int64, bool, np.int64))
     qpos_all: list[np.ndarray] = []
     act_all: list[np.ndarray] = []
+    state_all: list[np.ndarray] = []
+    query_all: list[np.ndarray] = []
+    chunk_all: list[np.ndarray] = []
+    flag_all: list[np.ndarray] = []
 
     was_training = getattr(policy, "training", False)
     if hasattr(policy, "eval"):
@@ -179,11 +215,18 @@ def evaluate(
                 sl = slice(start, min(start + batch_size, n_episodes))
                 obs = sim.reset([int(s) for s in seeds[sl]])
                 executor.reset()
+                if hasattr(policy, "begin_episodes"):
+                    policy.begin_episodes(sim.n)
+                queries = _QueryLog(policy) if record else policy
                 qlog = [[sim.qpos[i].copy()] for i in range(sim.n)] if record else None
+                slog = [[s] for s in sim.state()] if record else None
+                flog = [[f] for f in sim.flags[task.failure_key]] if record else None
                 alog: list[list[np.ndarray]] = [[] for _ in range(sim.n)]
                 while not sim.done.all():
                     running = ~sim.done
-                    actions = executor.act(policy_obs(obs, obs_type).to(dev), policy)
+                    if record:
+                        queries.step = int(sim.steps.max())  # running episodes are all at this step
+                    actions = executor.act(policy_obs(obs, obs_type).to(dev), queries)
                     actions = actions.detach().to("cpu", torch.float64).numpy()
                     if actions.ndim != 2 or actions.shape[0] != sim.n:
                         raise ValueError(f"the executor returned actions of shape {actions.shape}, expected [{sim.n}, 2]")
@@ -192,8 +235,11 @@ def evaluate(
                     obs, *_ = sim.step(actions, active=running)
                     if record:
                         executed = sim.check_actions(actions)  # clipped to the actuator range, as applied
+                        state = sim.state()
                         for i in np.flatnonzero(running):
                             qlog[i].append(sim.qpos[i].copy())
+                            slog[i].append(state[i])
+                            flog[i].append(bool(sim.flags[task.failure_key][i]))
                             alog[i].append(executed[i])
                     bar.update(int(running.sum() - (~sim.done).sum()))
                 success[sl] = sim.flags["success"]
@@ -202,7 +248,13 @@ def evaluate(
                 lengths[sl] = sim.steps
                 if record:
                     qpos_all += [np.stack(q) for q in qlog]
+                    state_all += [np.stack(s) for s in slog]
+                    flag_all += [np.array(f, bool) for f in flog]
                     act_all += [np.stack(a) if a else np.zeros((0, task.action_dim)) for a in alog]
+                    for i in range(sim.n):  # the queries made while episode i was still running
+                        mine = [(t, c[i]) for t, c in queries.log if t < sim.steps[i]]
+                        query_all.append(np.array([t for t, _ in mine], np.int64))
+                        chunk_all.append(np.stack([c for _, c in mine]) if mine else np.zeros((0, 0, task.action_dim)))
             sim.close()
     finally:
         bar.close()
@@ -219,4 +271,10 @@ def evaluate(
         seeds=seeds,
         qpos=qpos_all if record else None,
         actions=act_all if record else None,
+        states=state_all if record else None,
+        query_steps=query_all if record else None,
+        chunks=chunk_all if record else None,
+        failure_flags=flag_all if record else None,
+        chunk_len=getattr(executor, "chunk_len", None),
+        executor=repr(executor),
     )

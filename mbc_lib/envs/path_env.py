@@ -49,6 +49,7 @@ class PathTask(EnvTask):
     obs_dim = 4
     obs_names = ("x", "y", "vx", "vy")
     check_contacts = True  # the only contact pair in this model is effector–wall
+    failure_is_final = True  # success needs a collision-free episode
 
     half_width = 0.3  # m, arena |x| bound (joint range of the effector, minus its radius)
     y_range = (-0.25, 0.25)  # m, joint range of y

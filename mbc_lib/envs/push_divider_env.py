@@ -56,6 +56,7 @@ class PushDividerTask(PushTask):
     divider_half = 0.005  # m, half thickness of a divider
     divider_clearance = 0.017  # m, gap between a divider and the puck pushed straight at a bin from the nominal start
     touch_tolerance = 0.001  # m, a body this close to a divider counts as touching it
+    failure_is_final = True  # success needs an episode that never touched a divider
 
     @functools.cached_property
     def bin_angles(self) -> np.ndarray:
