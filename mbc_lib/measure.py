@@ -68,30 +68,90 @@ class Thresholds:
         return dict(vars(self))
 
 
-def normalised_modes(task: tasks.Task, normalizer: Normalizer, s: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+def normalised_modes(
+    task: tasks.Task | None = None, normalizer: Normalizer | None = None, s: float = 0.0, *,
+    centers: np.ndarray | Tensor | None = None, spread: float | np.ndarray | Tensor | None = None,
+    weights: np.ndarray | Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Centres ``[K, n]`` and weights ``[K]`` of p(a|s) in the units the policy's loss sees,
-    and the within-mode std there (the largest over action dims, if they differ)."""
-    ms = task.modes(torch.full((1, task.obs_dim), float(s)))
-    mean, std = normalizer.act_mean.cpu(), normalizer.act_std.cpu()
-    centers = ((ms.centers[0] - mean) / std).flatten(1).double().numpy()  # [K, H*d]
-    weights = ms.weights[0].double().numpy()
-    return centers, weights / weights.sum(), float(task.sigma / std.min())
+    and the within-mode std there (the largest over modes and action dims, if they differ).
+
+    The modes come from a ``task`` at observation ``s`` — or, for your own demonstrations, from
+    measured ones: ``centers`` ``[K, H, d_a]`` (task units), ``spread`` the RMS distance of a mode's
+    chunks to its centre (task units; a number or ``[K]``), ``weights`` ``[K]`` (default equal). The
+    first argument may also be the result of :func:`mbc_lib.diagnostics.cluster_modes`, which carries
+    all three. A task with noise σ per element has spread σ·√n (n = H·d_a), so both routes agree.
+    ``normalizer`` is the policy's (``policy.normalizer``) or the dataset's (``data.normalizer()``).
+    """
+    if not isinstance(normalizer, Normalizer):
+        raise ValueError(f"normalizer must be a policy's or a dataset's Normalizer (policy.normalizer, "
+                         f"data.normalizer()), got {type(normalizer).__name__}")
+    mean, std = normalizer.act_mean.detach().cpu().double(), normalizer.act_std.detach().cpu().double()
+    if task is not None and not isinstance(task, tasks.Task):
+        if not all(hasattr(task, f) for f in ("centers", "spread", "weights")):
+            raise ValueError("the first argument must be a tasks.Task or a cluster_modes result (centers, spread, "
+                             f"weights); got {type(task).__name__}")
+        if centers is not None or spread is not None or weights is not None:
+            raise ValueError("give the modes once: a cluster_modes result or centers=/spread=/weights=, not both")
+        task, centers, spread, weights = None, task.centers, task.spread, task.weights
+    if task is not None:
+        if centers is not None or spread is not None or weights is not None:
+            raise ValueError("give either a task or measured centers/spread/weights, not both")
+        ms = task.modes(torch.full((1, task.obs_dim), float(s)))
+        mean32, std32 = normalizer.act_mean.detach().cpu(), normalizer.act_std.detach().cpu()
+        flat = ((ms.centers[0] - mean32) / std32).flatten(1).double().numpy()  # [K, H*d]
+        w = ms.weights[0].double().numpy()
+        if flat.shape[0] < 2:
+            raise ValueError(f"the collapse thresholds need at least two modes, got {flat.shape[0]}")
+        return flat, w / w.sum(), float(task.sigma / std32.min())
+    else:
+        if centers is None or spread is None:
+            raise ValueError("give a tasks.Task, or the measured modes: centers [K, H, d_a] and spread (task units)")
+        if s != 0.0:
+            raise ValueError("s selects a task's observation; measured centers already belong to one observation")
+        c = torch.as_tensor(np.asarray(centers, dtype=np.float64))
+        if c.ndim != 3 or c.shape[-1] != mean.numel():
+            raise ValueError(f"centers must be [K, H, d_a] with d_a = {mean.numel()} (the normalizer's action_dim), "
+                             f"got shape {tuple(c.shape)}")
+        K, n = c.shape[0], c.shape[1] * c.shape[2]
+        sp = np.asarray(spread, dtype=np.float64).reshape(-1)
+        if sp.size not in (1, K) or not (np.isfinite(sp).all() and (sp >= 0).all()):
+            raise ValueError(f"spread must be one number or one per mode ([{K}]), finite and >= 0 (task units); "
+                             f"got {np.asarray(spread)!r}")
+        w = np.full(K, 1.0 / K) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.size != K or not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ValueError(f"weights must be [{K}] (one per centre), finite, >= 0 and not all 0; got {w!r}")
+        sigma = torch.as_tensor(sp.max() / math.sqrt(n))[None]  # per-element std of the noisiest mode
+    if c.shape[0] < 2:
+        raise ValueError(f"the collapse thresholds need at least two modes, got {c.shape[0]}")
+    flat = ((c - mean) / std).flatten(1).numpy()  # [K, H*d]
+    return flat, w / w.sum(), float(sigma.max() / std.min())
 
 
-def predicted_thresholds(task: tasks.Task, normalizer: Normalizer, s: float = 0.0) -> Thresholds:
+def predicted_thresholds(
+    task: tasks.Task | None = None, normalizer: Normalizer | None = None, s: float = 0.0, *,
+    centers: np.ndarray | Tensor | None = None, spread: float | np.ndarray | Tensor | None = None,
+    weights: np.ndarray | Tensor | None = None,
+) -> Thresholds:
     """β*, the local threshold and β_hard for an L2 CVAE trained on ``task`` with ``normalizer``.
 
     The cvae loss is mean_{n elements} (a − D)² + β Σ_j KL_j on normalised chunks: in the toy's
     J = E‖a − D‖²/c + β E KL that is c = n = 2σ_d², so β* = v′/σ_d² = 2v′/n (per state; the
     fork's p(a|s) only shifts with s, so every state has the same β*).
+
+    Your own data: pass measured modes instead of a task — a :func:`mbc_lib.diagnostics.cluster_modes`
+    result, or ``centers=``/``spread=``/``weights=`` (see :func:`normalised_modes`) — with the policy's
+    normaliser; the conversion to the loss's units happens here.
     """
-    centers, weights, sigma_n = normalised_modes(task, normalizer, s)
+    centers, weights, sigma_n = normalised_modes(task, normalizer, s, centers=centers, spread=spread, weights=weights)
     n = centers.shape[1]
-    scale = theory.act_loss_scaling(task.chunk_len, task.action_dim, loss="l2").scale  # σ_d = √(n/2)
+    sigma_a = float(normalizer.act_std.max())
+    d_a = normalizer.act_std.numel()
+    scale = theory.act_loss_scaling(n // d_a, d_a, loss="l2").scale  # σ_d = √(n/2)
     dist = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
     dist[np.eye(len(centers), dtype=bool)] = np.inf
     return Thresholds(
-        n=n, sigma_a=float(normalizer.act_std.max()), delta_n=float(dist.min()), sigma_n=sigma_n,
+        n=n, sigma_a=sigma_a, delta_n=float(dist.min()), sigma_n=sigma_n,
         v_prime=theory.subgaussian_variance_proxy(centers, weights, sigma_n),
         beta_star=theory.critical_beta(centers, weights, sigma_n, "l2", scale),
         beta_local=theory.local_critical_beta(centers, weights, sigma_n, "l2", scale),
@@ -99,7 +159,11 @@ def predicted_thresholds(task: tasks.Task, normalizer: Normalizer, s: float = 0.
     )
 
 
-def act_scaling(task: tasks.Task, normalizer: Normalizer, kl_weight: float = 10.0, s: float = 0.0) -> dict[str, float]:
+def act_scaling(
+    task: tasks.Task | None = None, normalizer: Normalizer | None = None, kl_weight: float = 10.0, s: float = 0.0, *,
+    centers: np.ndarray | Tensor | None = None, spread: float | np.ndarray | Tensor | None = None,
+    weights: np.ndarray | Tensor | None = None,
+) -> dict[str, float]:
     """ACT's loss (mean-reduced L1 + kl_weight·summed KL) on ``task``, in the toy's terms
     (the book's appendix, app-act and app-collapse-l1).
 
@@ -112,9 +176,13 @@ def act_scaling(task: tasks.Task, normalizer: Normalizer, kl_weight: float = 10.
     lower bound on Λ in n-D. line_gain: the gain of the best code that sees where the chunk
     lies between the branches (:func:`mbc_lib.theory.blahut_arimoto_line`) — a lower bound on
     the optimum's gain, to set against max_gain.
+
+    As :func:`predicted_thresholds`, the modes may be measured ones (a ``cluster_modes`` result or
+    ``centers=``/``spread=``/``weights=``) instead of a task.
     """
-    centers, weights, sigma_n = normalised_modes(task, normalizer, s)
-    sc = theory.act_loss_scaling(task.chunk_len, task.action_dim, kl_weight, "l1")
+    centers, weights, sigma_n = normalised_modes(task, normalizer, s, centers=centers, spread=spread, weights=weights)
+    d_a = normalizer.act_std.numel()
+    sc = theory.act_loss_scaling(centers.shape[1] // d_a, d_a, kl_weight, "l1")
     crit = theory.collapse_criterion(sc.temperature, centers, weights, sigma_n, "l1")
     return {
         "n": sc.n, "kl_weight": kl_weight, "temperature": sc.temperature,
