@@ -19,7 +19,7 @@ def _measured(fork, s=0.0):
     """The fork's own modes at s as a reader would pass them: centres [K, H, d_a], spread = σ·√n, weights."""
     ms = fork.modes(torch.full((1, fork.obs_dim), s))
     n = fork.chunk_len * fork.action_dim
-    return dict(centers=ms.centers[0].numpy(), spread=fork.sigma * math.sqrt(n), weights=ms.weights[0].numpy())
+    return {"centers": ms.centers[0].numpy(), "spread": fork.sigma * math.sqrt(n), "weights": ms.weights[0].numpy()}
 
 
 def test_measured_modes_give_the_tasks_thresholds(fork_and_norm):
@@ -59,16 +59,16 @@ def test_a_cluster_modes_result_is_accepted_and_close_to_the_truth(fork_and_norm
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(), "give a tasks.Task"),
-    (dict(centers=np.zeros((2, 8, 1))), "give a tasks.Task"),
-    (dict(centers=np.zeros((2, 8)), spread=0.1), "centers must be"),
-    (dict(centers=np.zeros((2, 8, 3)), spread=0.1), "centers must be"),
-    (dict(centers=np.zeros((1, 8, 1)), spread=0.1), "at least two modes"),
-    (dict(centers=np.zeros((2, 8, 1)), spread=-1.0), "spread must be"),
-    (dict(centers=np.zeros((2, 8, 1)), spread=[0.1, 0.1, 0.1]), "spread must be"),
-    (dict(centers=np.zeros((2, 8, 1)), spread=0.1, weights=[1.0]), "weights must be"),
-    (dict(centers=np.zeros((2, 8, 1)), spread=0.1, weights=[0.0, 0.0]), "weights must be"),
-    (dict(centers=np.zeros((2, 8, 1)), spread=0.1, s=0.5), "s selects"),
+    ({}, "give a tasks.Task"),
+    ({"centers": np.zeros((2, 8, 1))}, "give a tasks.Task"),
+    ({"centers": np.zeros((2, 8)), "spread": 0.1}, "centers must be"),
+    ({"centers": np.zeros((2, 8, 3)), "spread": 0.1}, "centers must be"),
+    ({"centers": np.zeros((1, 8, 1)), "spread": 0.1}, "at least two modes"),
+    ({"centers": np.zeros((2, 8, 1)), "spread": -1.0}, "spread must be"),
+    ({"centers": np.zeros((2, 8, 1)), "spread": [0.1, 0.1, 0.1]}, "spread must be"),
+    ({"centers": np.zeros((2, 8, 1)), "spread": 0.1, "weights": [1.0]}, "weights must be"),
+    ({"centers": np.zeros((2, 8, 1)), "spread": 0.1, "weights": [0.0, 0.0]}, "weights must be"),
+    ({"centers": np.zeros((2, 8, 1)), "spread": 0.1, "s": 0.5}, "s selects"),
 ])
 def test_bad_modes_raise_a_clear_error(fork_and_norm, kwargs, match):
     with pytest.raises(ValueError, match=match):
