@@ -84,8 +84,9 @@ def normalised_modes(
     ``normalizer`` is the policy's (``policy.normalizer``) or the dataset's (``data.normalizer()``).
     """
     if not isinstance(normalizer, Normalizer):
-        raise ValueError(  # noqa: TRY004 - one error type for every bad input of these helpersf"normalizer must be a policy's or a dataset's Normalizer (policy.normalizer, "
-                         f"data.normalizer()), got {type(normalizer).__name__}")
+        raise ValueError(  # noqa: TRY004 - one error type for every bad input of these helpers
+            f"normalizer must be a policy's or a dataset's Normalizer (policy.normalizer, "
+            f"data.normalizer()), got {type(normalizer).__name__}")
     mean, std = normalizer.act_mean.detach().cpu().double(), normalizer.act_std.detach().cpu().double()
     if task is not None and not isinstance(task, tasks.Task):
         if not all(hasattr(task, f) for f in ("centers", "spread", "weights")):
