@@ -50,6 +50,16 @@ def test_cvae_keeps_the_modes_below_beta_star_and_collapses_above(rows):
     assert strong["off_support"] == pytest.approx(strong["predicted_off_support"], abs=0.1)
 
 
+def test_autoregressive_head_covers_both_modes_without_floor_and_counts_its_tokens():
+    """The token head joins the scorecard: no Lipschitz floor (floor 0), n = H·d_a sequential evaluations."""
+    res = synthetic.sweep(settings=(SETTING,), families=("autoregressive",), seed=0, profile="fast")
+    (r,) = synthetic.summary(res)
+    task = res.tasks[SETTING]
+    assert r["family"] == "autoregressive" and r["knob"] == "none" and r["floor"] == 0.0
+    assert r["nfe"] == task.chunk_len * task.action_dim
+    assert r["modes_covered"] == 2 and r["min_mass"] > 0.2 and r["off_support"] < 0.15
+
+
 def test_flow_bridge_shrinks_with_steps_and_stays_above_the_floor(rows):
     one, eight = rows[("flow", 1.0)], rows[("flow", 8.0)]
     assert one["off_support"] > 0.9  # one Euler step is regression

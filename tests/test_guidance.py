@@ -40,6 +40,18 @@ def test_candidates_average_settings_and_count_evaluations(evidence):
     assert cards["mixture"].balance == pytest.approx(0.6) and cards["cvae β=0.1β*"].nfe == 1
 
 
+def test_the_token_head_costs_one_evaluation_per_token(evidence):
+    """The autoregressive head's NFE is its token count (stored in chapter 7's rows), the longest over the settings."""
+    rows = evidence.rows("synthetic") + [{**_row("autoregressive", 2, 0.97, 0.45), "nfe": 8.0},
+                                         {**_row("autoregressive", 2, 0.95, 0.45), "nfe": 16.0}]
+    ev = guidance.Evidence("fast", 0, {"synthetic": rows})
+    card = {c.label: c for c in guidance.candidates(ev, 2)}["autoregressive"]
+    assert card.nfe == 16 and card.n_settings == 2 and card.coverage == pytest.approx(0.96)
+    assert guidance.recommend(ev, 2, 8).choice.family != "autoregressive"  # 16 sequential evaluations exceed 8
+    with pytest.raises(ValueError, match="tokens"):
+        guidance.nfe("autoregressive")
+
+
 def test_recommendation_is_the_best_measured_score_within_the_budget(evidence):
     assert guidance.recommend(evidence, 2, max_nfe=16).choice.label == "flow 16 steps"  # .98 × .98
     one = guidance.recommend(evidence, 2, max_nfe=1)

@@ -5,7 +5,7 @@ Nothing is trained here. The chapter reads the tables that chapters 7 (``"synthe
 (:mod:`mbc_lib.experiments.cache`; a missing or stale table is recomputed), and turns them into
 
 * a **scorecard**: one :class:`Candidate` per (family, knob value) — a cvae at one β, a flow
-  with a given number of sampler steps — with its measured coverage, balance across modes,
+  with a given number of sampler steps, the autoregressive token head — with its measured coverage, balance across modes,
   bridge (off-support) mass, Sinkhorn divergence and, where chapter 8 measured it, robot success;
 * a **recommendation** (:func:`recommend`) for data with K modes per observation and a latency
   budget of at most ``max_nfe`` network evaluations per chunk: among the candidates that fit the
@@ -35,7 +35,7 @@ __all__ = [
     "recommend", "default_executor", "robot_scorecard", "executor_effect",
 ]
 
-FAMILIES = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
+FAMILIES = ("regression", "cvae", "vq", "mixture", "diffusion", "flow", "autoregressive")
 #: the chapters whose tables chapter 11 reads, by experiment name
 SOURCES = {"synthetic": 7, "robot": 8, "robot_modes": 9}
 _ONE_SHOT = ("regression", "cvae", "vq", "mixture")
@@ -76,9 +76,14 @@ def gather(profile: str | None = None, seed: int = 0, names: Sequence[str] = tup
 
 def nfe(family: str, steps: float | None = None) -> int:
     """Network evaluations per sampled chunk: 1 for one-shot heads, one per sampler step for
-    diffusion (DDIM) and flow (Euler)."""
+    diffusion (DDIM) and flow (Euler), one per token for the autoregressive head (``steps`` is then its
+    token count n = H·d_a, evaluated in sequence)."""
     if family in _ONE_SHOT:
         return 1
+    if family == "autoregressive":
+        if steps is None or not steps >= 1:
+            raise ValueError(f"autoregressive needs its number of tokens per chunk (H·d_a ≥ 1), got {steps!r}")
+        return int(steps)
     if family in ("diffusion", "flow"):
         if steps is None or not steps >= 1:
             raise ValueError(f"{family} needs its number of sampler steps (≥ 1), got {steps!r}")
@@ -131,7 +136,9 @@ def candidates(evidence: Evidence, K: int) -> list[Candidate]:
     out = []
     for (family, knob, value), rs in groups.items():
         mean = lambda k: float(np.nanmean([_num(r, k) for r in rs]))  # noqa: E731
-        out.append(Candidate(family, knob, value, nfe(family, value if knob == "steps" else None), mean("coverage"),
+        # the token head's latency is its token count, stored in chapter 7's rows: the longest among the settings
+        count = value if knob == "steps" else (max(_num(r, "nfe") for r in rs) if family == "autoregressive" else None)
+        out.append(Candidate(family, knob, value, nfe(family, count), mean("coverage"),
                              K * mean("min_mass"), mean("off_support"), mean("sinkhorn"), mean("modes_covered"), K,
                              len(rs)))
     order = {f: i for i, f in enumerate(FAMILIES)}

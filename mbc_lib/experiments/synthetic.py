@@ -1,7 +1,7 @@
 """Chapter 7: every policy family on the synthetic tasks — the paper's claims as tables and figures.
 
 One grid, one measurement. Every family of :mod:`mbc_lib.policies` (``regression``, ``cvae``,
-``vq``, ``mixture``, ``diffusion``, ``flow``, all on the same backbone and training loop) is
+``vq``, ``mixture``, ``diffusion``, ``flow``, ``autoregressive``, all on the same backbone and training loop) is
 trained on each *setting* ``(task, K, Δ_c)`` of the profile — the K-branch ``"fork"``, K modes on
 the ``"ring"`` (orientations from a narrow arc, see :func:`setting_task`) and the observation-dependent
 ``"branching"`` task — and each family's own knob is swept:
@@ -28,7 +28,10 @@ each measurement sits the theory's number for it:
   least the floor at the sampler's Lipschitz constant, estimated as L̂ by chapter 6's
   :func:`mbc_lib.measure.measure_bridges` (without its transition search); ``mode_bound`` = #modes an L̂-Lipschitz map can give
   mass ≥ τ (:func:`mbc_lib.theory.max_modes_with_mass`);
-* ``vq`` / ``mixture`` — a discrete choice followed by a decoder: no continuity constraint, floor 0.
+* ``vq`` / ``mixture`` — a discrete choice followed by a decoder: no continuity constraint, floor 0;
+* ``autoregressive`` — the chunk as n = H·d_a tokens drawn one after another: each draw is discrete, so
+  no Lipschitz floor either (floor 0); its price is n sequential network evaluations per chunk
+  (``nfe``, in the row) and the bin width (removed by its offset head).
 
 Sizes (training budget, grid, knobs, sample counts) come from ``BUDGETS["synthetic"]``.
 The figures and the text table are in :mod:`mbc_lib.figures.synthetic`. Units: chunks, Δ_c and the gap Δ = Δ_c − 2ρ in task units; KL and B(P_e) in nats; the Sinkhorn
@@ -57,13 +60,14 @@ from ..runtime import on_compute_device, progress_enabled
 from ..train import History
 
 __all__ = [
-    "FAMILIES", "TRANSPORT", "DISCRETE", "SYNTHETIC_TASKS", "RING_ARC", "TAU", "setting_task", "eval_obs", "fit",
+    "FAMILIES", "TRANSPORT", "DISCRETE", "TOKENS", "SYNTHETIC_TASKS", "RING_ARC", "TAU", "setting_task", "eval_obs", "fit",
     "Cell", "measure", "collapse_off_support", "SyntheticResult", "sweep", "summary", "setting_name",
 ]
 
-FAMILIES: tuple[str, ...] = ("regression", "cvae", "vq", "mixture", "diffusion", "flow")
+FAMILIES: tuple[str, ...] = ("regression", "cvae", "vq", "mixture", "diffusion", "flow", "autoregressive")
 TRANSPORT: tuple[str, ...] = ("diffusion", "flow")  # push-forwards of Gaussian noise: the isoperimetric floor applies
 DISCRETE: tuple[str, ...] = ("vq", "mixture")  # a discrete choice, then a decoder: no floor
+TOKENS: tuple[str, ...] = ("autoregressive",)  # discrete tokens drawn one by one: no floor, n = H·d_a evaluations
 #: the synthetic tasks a setting can use (:mod:`mbc_lib.tasks`)
 SYNTHETIC_TASKS: tuple[str, ...] = ("fork", "ring", "branching")
 #: the ring's orientations come from φ ∈ [−π/8, π/8]: over the whole circle, for K ≥ 3, E[a|s] and
@@ -357,8 +361,10 @@ def sweep(
                 res.models[(*key, 0.0)] = pol
                 if family == "regression":  # the mode average: in a mode or not
                     pred = {"predicted_off_support": collapse_off, "predicted_modes": 1.0 - collapse_off}
-                else:  # vq, mixture: a discrete choice — no continuity, no floor
+                else:  # vq, mixture, autoregressive: discrete choices — no continuity, no floor
                     pred = {"floor": 0.0, "predicted_modes": float(K)}
+                    if family in TOKENS:  # one network evaluation per token, in sequence
+                        pred["nfe"] = float(pol.nfe())
                 res.cells[(*key, 0.0)] = Cell(family, **base, knob="none", value=0.0, ratio=math.nan, theory=pred,
                                               **measure(pol, task, seed, **meas))
             bar.update()
