@@ -64,7 +64,7 @@ def raw_replay(task, starts: list[np.ndarray], controls: list[np.ndarray]) -> fl
 
 
 def demos_row(env_id: str):
-    task = E.make_task(env_id)
+    task = E.make_env_task(env_id)
     dt, (_, trajs) = timed(lambda: E.collect_demos(env_id, EPISODES, 0, batch_size=B, return_trajectories=True))
     env_steps = sum(len(t) for t in trajs)
     raw = raw_replay(task, [t.qpos[0] for t in trajs], [t.actions for t in trajs])
@@ -74,7 +74,7 @@ def demos_row(env_id: str):
 def evaluate_row(env_id: str):
     from mbc_lib import policies
 
-    task = E.make_task(env_id)
+    task = E.make_env_task(env_id)
     policy = policies.make("regression", seed=0, obs_dim=task.obs_dim, action_dim=2, chunk_len=8)
     run = lambda record=False: E.evaluate(policy, env_id, EPISODES, 0, ChunkExecutor(8), batch_size=B, record=record)  # noqa: E731
     dt, res = timed(run)
@@ -84,7 +84,7 @@ def evaluate_row(env_id: str):
 
 
 def gym_row(env_id: str, episodes: int = 20):
-    env, expert, task = E.make(env_id), E.make_expert(env_id), E.make_task(env_id)
+    env, expert, task = E.make(env_id), E.make_expert(env_id), E.make_env_task(env_id)
     starts, controls = [], []
 
     def run():
@@ -122,7 +122,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for env_id in E.ENV_IDS:
-        fs = E.make_task(env_id).frame_skip
+        fs = E.make_env_task(env_id).frame_skip
         rows = [
             (f"collect_demos (B={B})", demos_row(env_id)),
             (f"evaluate, regression (B={B})", evaluate_row(env_id)),
@@ -137,7 +137,7 @@ def main() -> None:
     if not doc.ok:
         print(f"render: skipped — {doc.message}")
         return
-    task = E.make_task(E.ENV_IDS[0])
+    task = E.make_env_task(E.ENV_IDS[0])
     for h, w in ((240, 320), (64, 64)):
         print(f"render {h}x{w} ({doc.backend}): {render_fps(task, h, w):,.0f} frames/s")
 

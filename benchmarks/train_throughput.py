@@ -109,7 +109,7 @@ def bench_family(name: str, task, data, args, device: torch.device) -> list[obje
         try:
             from diffusers import DDPMScheduler
         except ImportError:
-            print(f"[skip] diffusion reference: diffusers is not installed (pip install -e \".[bench]\")")
+            print("[skip] diffusion reference: diffusers is not installed (pip install -e \".[bench]\")")
             ref_pol = None
         else:
             sch = DDPMScheduler(num_train_timesteps=ref_pol.config.num_train_steps, beta_schedule="squaredcos_cap_v2",

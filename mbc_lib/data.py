@@ -93,7 +93,7 @@ class Normalizer(nn.Module):
         self.register_buffer("act_std", torch.ones(action_dim))
 
     @torch.no_grad()
-    def fit(self, dataset: "ChunkDataset", min_std: float = 1e-3) -> "Normalizer":
+    def fit(self, dataset: ChunkDataset, min_std: float = 1e-3) -> Normalizer:
         """Set the statistics from ``dataset`` (σ floored at ``min_std`` so constant dims stay finite)."""
         if dataset.obs_dim != self.obs_mean.numel() or dataset.action_dim != self.act_mean.numel():
             raise ValueError(
@@ -188,7 +188,7 @@ class ChunkDataset:
         return self.chunks.shape[2]
 
     # -- moving and slicing ----------------------------------------------------
-    def to(self, device: torch.device | str) -> "ChunkDataset":
+    def to(self, device: torch.device | str) -> ChunkDataset:
         """A copy on ``device`` (pinned, non-blocking copy when moving CPU → CUDA)."""
         device = torch.device(device)
         if device == self.device:
@@ -199,13 +199,13 @@ class ChunkDataset:
         obs, chunks, modes, *beta = (t.to(device, non_blocking=True) for t in tensors)
         return ChunkDataset(obs, chunks, modes, device=device, beta=beta[0] if beta else None)
 
-    def subset(self, index: Tensor) -> "ChunkDataset":
+    def subset(self, index: Tensor) -> ChunkDataset:
         """The samples at ``index`` (a long tensor or boolean mask), on the same device."""
         index = index.to(self.device)
         return ChunkDataset(self.obs[index], self.chunks[index], self.modes[index], device=self.device,
                             beta=self.beta[index] if self.beta is not None else None)
 
-    def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple["ChunkDataset", "ChunkDataset"]:
+    def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[ChunkDataset, ChunkDataset]:
         """A seeded random train/validation split; the same seed gives the same split."""
         check_real(val_fraction, "val_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
         seed = check_seed(seed)
@@ -260,7 +260,7 @@ class ChunkDataset:
         modes: Sequence[int] | None = None,
         pad: bool = False,
         device: torch.device | str | None = None,
-    ) -> "ChunkDataset":
+    ) -> ChunkDataset:
         """Cut trajectories into (obs_t, a_{t:t+H}) pairs; see :func:`chunk_trajectories`."""
         obs, chunks, labels = chunk_trajectories(observations, actions, chunk_len, modes, pad)
         return cls(obs, chunks, labels, device=device)

@@ -94,7 +94,7 @@ class NonFiniteLossError(FloatingPointError):
     (the records logged before it: a :class:`History`, or one per policy when several were
     trained at once)."""
 
-    def __init__(self, message: str, step: int, restored_step: int, history: "History | list[History]"):
+    def __init__(self, message: str, step: int, restored_step: int, history: History | list[History]):
         super().__init__(message)
         self.step, self.restored_step, self.history = step, restored_step, history
 

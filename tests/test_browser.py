@@ -204,7 +204,7 @@ def _console(driver) -> tuple[list[str], list[str]]:
     return local, external
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fetch(url: str) -> tuple[int, str]:
     """(HTTP status, body if HTML) of a local URL, once per URL."""
     try:
@@ -216,7 +216,7 @@ def _fetch(url: str) -> tuple[int, str]:
         return exc.code, ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _anchors(url: str) -> frozenset[str]:
     html = _fetch(url)[1]
     return frozenset(unquote(m) for m in re.findall(r"""\s(?:id|name)=["']([^"']+)["']""", html))

@@ -17,7 +17,7 @@ from mbc_lib import theory as th
 from mbc_lib.diagnostics import bridge_check, empirical_mode_count, mode_coverage, segment_profile
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def quantile_base(n: int) -> torch.Tensor:
     """Deterministic 'samples' of N(0, 1): the (i + ½)/n quantiles, so masses are exact to O(1/n)."""
     return torch.as_tensor(norm.ppf((np.arange(n) + 0.5) / n))[:, None]

@@ -1,5 +1,4 @@
 """Exercises: generated from solutions/, checks pass on solutions and report 'not implemented' on exercises."""
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -139,7 +139,7 @@ def _check_what_the_figures_show(res):
     fr = figures.robot_modes
     fig = fr.plot_profile(res)  # per task: modes per observation (top) and separation (bottom) against the step
     assert len(fig.axes) == 2 * len(rm.DEMO_TASKS)
-    for j, (env_id, K) in enumerate(rm.DEMO_TASKS):
+    for j, (env_id, _K) in enumerate(rm.DEMO_TASKS):
         top = fig.axes[j]  # the first row of the 2 × tasks grid
         (k_hat,) = [line for line in top.get_lines() if line.get_label() == r"clusters $\hat K(s)$"]
         assert list(k_hat.get_xdata()) == list(res.steps)

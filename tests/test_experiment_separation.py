@@ -2,7 +2,6 @@
 small sweep whose regimes and failures are known."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -122,8 +122,8 @@ def _log_density(z, mp, lp, const=True, logdet=True):
 def test_log_prior_density():
     assert grading.check_log_prior_density(_log_density)
     _assert_rejects(grading.check_log_prior_density(_stub), not_implemented=True)
-    _assert_rejects(grading.check_log_prior_density(lambda z, m, l: _log_density(z, m, l, logdet=False)))
-    _assert_rejects(grading.check_log_prior_density(lambda z, m, l: _log_density(z, m, l, const=False)))
+    _assert_rejects(grading.check_log_prior_density(lambda z, m, lv: _log_density(z, m, lv, logdet=False)))
+    _assert_rejects(grading.check_log_prior_density(lambda z, m, lv: _log_density(z, m, lv, const=False)))
 
 
 def _percentile(mq, mp, lp, square=True, survival=False):

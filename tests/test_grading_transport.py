@@ -95,8 +95,8 @@ def _coverage(labels, K, tau, on_support_only=False, strict=True):
 def test_coverage():
     assert grading.check_coverage(_coverage)
     _assert_rejects(grading.check_coverage(_stub), not_implemented=True)
-    _assert_rejects(grading.check_coverage(lambda l, K, t: _coverage(l, K, t, on_support_only=True)))
-    _assert_rejects(grading.check_coverage(lambda l, K, t: _coverage(l, K, t, strict=False)))
+    _assert_rejects(grading.check_coverage(lambda lens, K, t: _coverage(lens, K, t, on_support_only=True)))
+    _assert_rejects(grading.check_coverage(lambda lens, K, t: _coverage(lens, K, t, strict=False)))
 
 
 def _floor(m, delta, L, half=False, minus_m=True):

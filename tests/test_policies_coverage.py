@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -51,7 +51,7 @@ def make_task(name: str) -> Task:
     return tasks.make("fork", K=2, delta=2.0) if name == "fork" else tasks.make("ring", K=4, arc=RING_ARC)
 
 
-@lru_cache(maxsize=None)
+@cache
 def demos(task_name: str) -> ChunkDataset:
     task = make_task(task_name)
     g = torch.Generator().manual_seed(SEED)
@@ -60,7 +60,7 @@ def demos(task_name: str) -> ChunkDataset:
     return ChunkDataset(obs, chunks, modes)
 
 
-@lru_cache(maxsize=None)
+@cache
 def trained(family: str, task_name: str, **config) -> policies.Policy:
     task = make_task(task_name)
     policy = policies.make(

@@ -51,10 +51,10 @@ def _hints_above_region(lines: list[str]) -> list[str]:
         elif stripped == END:
             if region is None:
                 raise ValueError(f"'{END}' without '{BEGIN}'")
-            hints = [l for l in region if l.strip().lower().startswith("# hint:")]
+            hints = [ln for ln in region if ln.strip().lower().startswith("# hint:")]
             indent = begin[: len(begin) - len(begin.lstrip())]
             out += [indent + h.strip() + "\n" for h in hints] + [begin]
-            out += [l for l in region if l not in hints] + [line]
+            out += [ln for ln in region if ln not in hints] + [line]
             region = None
         elif region is not None:
             region.append(line)

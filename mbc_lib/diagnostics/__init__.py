@@ -27,6 +27,7 @@ from .information import (
     PriorTypicality,
     fano_check,
     gaussian_kl,
+    gaussian_kl_per_dim,
     hole_mass,
     identification_error,
     kl_split,
@@ -64,7 +65,7 @@ __all__ = [
     "mode_coverage_per_obs", "summarize_coverage", "bridge_check", "ClusteredModes", "cluster_modes",
     "cluster_modes_by_obs", "neighbourhoods", "separation_regime",
     # information
-    "gaussian_kl", "KLSplit", "kl_split", "PriorTypicality", "prior_typicality", "hole_mass",
+    "gaussian_kl", "gaussian_kl_per_dim", "KLSplit", "kl_split", "PriorTypicality", "prior_typicality", "hole_mass",
     "identification_error", "fano_check", "predicted_collapse",
     # lipschitz
     "jacobian_spectral_norm", "SegmentProfile", "segment_profile", "random_segments", "ModeCount",

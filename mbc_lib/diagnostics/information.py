@@ -29,6 +29,7 @@ from .modes import Array, flatten_chunks, wilson_interval
 
 __all__ = [
     "gaussian_kl",
+    "gaussian_kl_per_dim",
     "KLSplit",
     "kl_split",
     "PriorTypicality",
@@ -78,16 +79,22 @@ def _log_normal_matrix(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * (quad + logvar.sum(-1)[None, :] + z.shape[-1] * LOG_2PI)
 
 
+def gaussian_kl_per_dim(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
+    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per dimension (nats), elementwise over ``[..., dz]`` (sum
+    over the last axis for the KL between the diagonal Gaussians):
+    ½ [ (σ_q² + (μ_q − μ_p)²) / σ_p² − 1 + log σ_p² − log σ_q² ]. The CVAE's training loss uses it too
+    (:mod:`mbc_lib.policies.cvae`), so the diagnostic and the loss share one formula."""
+    return 0.5 * ((logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0 + logvar_p - logvar_q)
+
+
 def gaussian_kl(mu_q: Array, logvar_q: Array, mu_p: Array | None = None, logvar_p: Array | None = None) -> Tensor:
     """Per-sample KL between diagonal Gaussians, ``[N]`` in nats (app-rate; app-diagnostics, item 6):
 
         KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) = ½ Σ_d [σ_q²/σ_p² + (μ_q − μ_p)²/σ_p² − 1 + log σ_p² − log σ_q²]
 
     summed over latent dimensions (as ACT does): the sum over the last axis of
-    :func:`mbc_lib.policies.cvae.gaussian_kl_per_dim`, the training loss's per-dimension KL. Prior None → N(0, I).
+    :func:`gaussian_kl_per_dim`, the training loss's per-dimension KL. Prior None → N(0, I).
     """
-    from ..policies.cvae import gaussian_kl_per_dim  # the training loss's KL, one formula for both
-
     mu_q, logvar_q = _gaussians(mu_q, logvar_q, "posterior")
     mu_p, logvar_p = _prior(mu_p, logvar_p, mu_q)
     return gaussian_kl_per_dim(mu_q, logvar_q, mu_p, logvar_p).sum(-1)

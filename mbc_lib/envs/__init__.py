@@ -34,7 +34,7 @@ from . import _gl
 
 _gl.prepare()  # must happen before the first `import mujoco`
 
-import gymnasium  # noqa: E402
+import gymnasium  # noqa: E402, F401  (registers the mbc/ environments below with it)
 
 from .core import OBS_TYPES, BatchSim, EnvTask, episode_seeds  # noqa: E402
 from .demos import Trajectory, collect_demos  # noqa: E402
@@ -47,11 +47,6 @@ from .push_env import PushTask  # noqa: E402
 from .registry import ENV_IDS, ENV_TASKS, as_env_task, make_env_task  # noqa: E402  (also registers the gymnasium ids)
 from .render import RenderDoctor, doctor, mp4_available, save_video, show_video, tile_videos  # noqa: E402
 from .replay import render_trajectory  # noqa: E402
-
-# old names, kept for mbc_lib.experiments (robot, robot_modes) and chapter 9 until they use
-# make_env_task / EnvTask (issue 16): the synthetic tasks own the names Task and make
-make_task = make_env_task
-Task = EnvTask
 
 __all__ = [
     "ENV_IDS", "ENV_TASKS", "make", "make_env_task", "as_env_task", "EnvTask", "PathTask", "PushTask",

@@ -20,7 +20,7 @@ from .render import make_renderer
 __all__ = ["MultimodalEnv", "make"]
 
 
-def make(env_id: str, **kwargs) -> "MultimodalEnv":
+def make(env_id: str, **kwargs) -> MultimodalEnv:
     """A gymnasium env for ``env_id`` (keyword arguments: see :class:`MultimodalEnv`).
 
     Same as ``gymnasium.make(env_id, ...)`` without gymnasium's wrappers (faster; the

@@ -279,11 +279,11 @@ class SurgeryPolicy:
     def parameters(self):
         return self.cvae.parameters()
 
-    def eval(self) -> "SurgeryPolicy":
+    def eval(self) -> SurgeryPolicy:
         self.cvae.eval()
         return self
 
-    def train(self, mode: bool = True) -> "SurgeryPolicy":
+    def train(self, mode: bool = True) -> SurgeryPolicy:
         self.cvae.train(mode)
         return self
 

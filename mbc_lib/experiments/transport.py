@@ -253,7 +253,6 @@ def lattice_counterexample(Ls: Sequence[float] = (1.0, 2.0, 4.0), tau: float = 0
     in that disc (counted exactly). Columns: L, R_tau, hit (the true N^τ), paper (1 + ⌈2r_τL/Δ⌉ with
     the 1-D radius r_τ), paper_chi (the same with R_τ), packing ((1 + 2R_τL/Δ)^2, valid), path_hit
     (modes on a diameter of C, what one base direction sees) and path_bound (1 + ⌊2R_τL/Δ⌋, valid)."""
-    r1 = float(norm.ppf(1 - tau / 2))
     R = math.sqrt(float(chi2.ppf(1 - tau, 2)))
     rows = []
     for L in Ls:

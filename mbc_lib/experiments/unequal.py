@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import diagnostics
 from ..measure import evaluate_latent, predicted_thresholds
 from ..profiles import budget
 from ..validation import check_seed

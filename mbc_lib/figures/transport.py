@@ -138,7 +138,7 @@ def plot_isoperimetry(rows: list[dict[str, float]]) -> plt.Figure:
     ax.plot(x, 2 * norm.cdf(x / 2) - 1, "k-", lw=1.2, label=r"balanced floor $2\Phi(\Delta/2L)-1$")
     ms = sorted({r["m"] for r in rows if r["kind"] == "extremal" and r.get("target", True)})
     styles = {m: (c, ls, mk) for m, c, ls, mk in zip(ms, ("C0", "C2", "C4"), ("--", "-.", ":"), ("s", "^", "D"))}
-    for m, (c, ls, mk) in styles.items():
+    for m, (c, ls, _marker) in styles.items():
         xs = x[x <= -2 * norm.ppf(m)]
         ax.plot(xs, norm.cdf(norm.ppf(m) + xs) - m, color=c, ls=ls, lw=1.2,
                 label=rf"floor $\Phi(\Phi^{{-1}}(p_{{\min}})+\Delta/L)-p_{{\min}}$, $p_{{\min}}$ = {m:g}")

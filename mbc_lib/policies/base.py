@@ -37,7 +37,7 @@ from ..nets import BackboneConfig
 __all__ = ["Policy", "PolicyConfig", "register", "REGISTRY", "batches_prechecked"]
 
 #: family name -> policy class
-REGISTRY: dict[str, type["Policy"]] = {}
+REGISTRY: dict[str, type[Policy]] = {}
 
 _PRECHECKED: ContextVar[bool] = ContextVar("mbc_batches_prechecked", default=False)
 
@@ -71,7 +71,7 @@ def _check_finite(t: Tensor, name: str, fix: str) -> None:
 def register(name: str):
     """Class decorator: make a policy family buildable as ``make(name, ...)``."""
 
-    def deco(cls: type["Policy"]) -> type["Policy"]:
+    def deco(cls: type[Policy]) -> type[Policy]:
         if name in REGISTRY and REGISTRY[name] is not cls:
             raise ValueError(f"policy family {name!r} is registered twice")
         cls.family = name
@@ -119,7 +119,7 @@ class PolicyConfig:
         return asdict(self)
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> "PolicyConfig":
+    def from_kwargs(cls, **kwargs: Any) -> PolicyConfig:
         """Build from keyword arguments; ``width``/``depth`` are accepted as backbone shortcuts."""
         known = {f.name for f in fields(cls)}
         backbone_keys = {f.name for f in fields(BackboneConfig)}

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..diagnostics.information import gaussian_kl_per_dim  # one KL formula for the loss and the diagnostics
 from ..nets import ResMLP
 from .base import Policy, PolicyConfig, register
 
@@ -78,13 +79,6 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 # -- divergences -----------------------------------------------------------------------
-def gaussian_kl_per_dim(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
-    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per dimension (nats), elementwise over ``[..., dz]`` (sum
-    over the last axis for the KL between the diagonal Gaussians):
-    ½ [ (σ_q² + (μ_q − μ_p)²) / σ_p² − 1 + log σ_p² − log σ_q² ]."""
-    return 0.5 * ((logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0 + logvar_p - logvar_q)
-
-
 def mmd_imq(x: Tensor, y: Tensor) -> Tensor:
     """Unbiased MMD² between samples ``x, y [N, D]`` with the inverse-multiquadric kernel
 
