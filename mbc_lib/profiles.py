@@ -305,3 +305,18 @@ def budget(experiment: str, profile_name: str | None = None) -> dict[str, Any]:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
     return dict(BUDGETS[experiment][name])
+
+
+#: how many training seeds a profile's seeded grids use (mbc_lib.experiments.grid): the headline numbers of
+#: chapters 7 and 8 are reported as the mean and min–max over these seeds
+SEED_COUNTS: dict[str, int] = {"fast": 1, "standard": 3, "full": 5}
+
+
+def training_seeds(profile_name: str | None = None, first: int = 0) -> tuple[int, ...]:
+    """The training seeds of ``profile_name`` (default: the active profile): ``first``, ``first + 1``, …"""
+    name = profile() if profile_name is None else profile_name
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise ValueError(f"first (the first training seed) must be an integer >= 0, got {first!r}")
+    return tuple(range(first, first + SEED_COUNTS[name]))

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..profiles import PROFILES
 from ..profiles import profile as active_profile
 from ..runtime import env_threads, select_device
 from ..validation import check_seed
-from . import averaging, bridges, cache, guidance, latent, prior_coverage, synthetic, tables, transport
+from . import averaging, bridges, cache, grid, guidance, latent, prior_coverage, synthetic, tables, transport
 from . import prior_surgery, separation, tradeoff, unequal  # chapter 10 (MuJoCo loaded on first use)
 from . import adaptive_beta, stochastic_samplers  # stochastic samplers; state-adaptive β (MuJoCo on first use)
 
 #: submodules that need MuJoCo: imported on first use, so that the synthetic chapters never load it
-_ROBOT_MODULES = ("robot", "robot_modes")
+_ROBOT_MODULES = ("robot", "robot_modes", "failures")
 
 
 def __getattr__(name: str):
@@ -37,9 +37,9 @@ def __getattr__(name: str):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["EXPERIMENTS", "RESULTS", "run", "cache", "tables", "averaging", "latent", "prior_coverage", "transport",
+__all__ = ["EXPERIMENTS", "RESULTS", "run", "cache", "grid", "tables", "averaging", "latent", "prior_coverage", "transport",
            "bridges", "synthetic", "robot_modes", "robot", "guidance", "prior_surgery", "tradeoff", "separation",
-           "unequal"]
+           "unequal", "failures"]
 
 
 def _robot_module(name: str):
@@ -62,6 +62,8 @@ RESULTS: dict[str, tuple[Callable[..., Any], Callable[[Any], list[dict[str, Any]
               lambda result: _robot_module("robot").summary(result)),
     "robot_modes": (lambda profile=None, seed=0: _robot_module("robot_modes").diagnose(profile=profile, seed=seed),
                     lambda result: _robot_module("robot_modes").summary(result)),
+    "failures": (lambda profile=None, seed=0: _robot_module("failures").study(profile=profile, seed=seed),
+                 lambda result: _robot_module("failures").summary(result)),
     # chapter 10, the decisive tests
     "prior_surgery": (lambda profile=None, seed=0: prior_surgery.run(profile=profile, seed=seed), prior_surgery.summary),
     "tradeoff": (lambda profile=None, seed=0: tradeoff.run(profile=profile, seed=seed), tradeoff.summary),
@@ -106,6 +108,7 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "bridges": _rows_of("bridges"),  # chapter 6: Lipschitz estimates and bridge mass of trained flows/diffusions
     "synthetic": _rows_of("synthetic"),  # chapter 7: every family × (K, Δ, β / sampler steps): coverage, bridge, Sinkhorn
     "robot": _rows_of("robot"),  # chapter 8: every family on the MuJoCo tasks × executor: success, modes used, failures
+    "failures": _rows_of("failures"),  # chapter 8: switches per episode against H and executor, free and committed
     "robot_modes": _rows_of("robot_modes"),  # chapter 9: modes per observation on robot demos, β*(s), holes, bridges, rollouts
     "guidance": _guidance,  # chapter 11: the recommendation per (K, NFE budget), from the tables of chapters 7–9
     "prior_surgery": _rows_of("prior_surgery"),  # chapter 10: latent regions excluded / holes removed at deployment
@@ -119,7 +122,7 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
 
 #: experiment -> the chapter that runs it (for messages); the cost per profile comes from mbc_lib.profiles
 CHAPTER_OF: dict[str, int] = {"averaging": 1, "latent": 3, "prior_coverage": 4, "transport": 5, "bridges": 6,
-                              "synthetic": 7, "robot": 8, "robot_modes": 9, "guidance": 11, "prior_surgery": 10,
+                              "synthetic": 7, "robot": 8, "failures": 8, "robot_modes": 9, "guidance": 11, "prior_surgery": 10,
                               "tradeoff": 10, "separation": 10, "unequal": 10}
 
 
@@ -135,8 +138,14 @@ def _cost_note(name: str, profile: str) -> str:
 
 
 def run(name: str, profile: str | None = None, seed: int = 0, use_cache: bool = False,
-        keep_result: bool = False) -> Any:
+        keep_result: bool = False, seeds: Sequence[int] | str | None = None, backend: str = "local",
+        address: str | None = None) -> Any:
     """Run experiment ``name`` and return its summary rows (or, with ``keep_result``, its whole result).
+
+    With ``seeds`` (a list, or ``"0-4"``) it runs once per training seed instead of ``seed`` and returns
+    every seed's rows, each with a ``seed`` column (:func:`mbc_lib.experiments.grid.run_grid`: in this
+    process, or with ``backend="ray"`` on Ray — a local one, or the cluster at ``address``); cells that fail
+    are named in a warning and the others' rows are returned.
 
     With ``use_cache=True`` a table stored by an earlier run of the same library source,
     profile and seed (:mod:`mbc_lib.experiments.cache`) is returned instead of recomputing,
@@ -152,6 +161,12 @@ def run(name: str, profile: str | None = None, seed: int = 0, use_cache: bool = 
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(sorted(EXPERIMENTS))}")
+    if seeds is not None:
+        if keep_result:
+            raise ValueError("keep_result returns one seed's whole result: give seed=, not seeds=")
+        return grid.run_grid(name, seeds, profile=profile, backend=backend, address=address, use_cache=use_cache).rows
+    if backend != "local" or address is not None:
+        raise ValueError("backend and address fan a grid of seeds out: give seeds= too (e.g. seeds='0-4')")
     if keep_result and name not in RESULTS:
         raise ValueError(f"experiment {name!r} returns rows only; keep_result works for: {', '.join(sorted(RESULTS))}")
     prof = active_profile() if profile is None else profile
