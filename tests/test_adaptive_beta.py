@@ -192,3 +192,8 @@ def test_path_gaps_comparison_rolls_every_model_out(tiny):
     rows = ab.summary(ab.AdaptiveResult({"PathGaps": comp}))
     assert sum(r["best_of_kind"] for r in rows) == 3 and "adaptive_beta" in experiments.EXPERIMENTS
     assert all(isinstance(r["success"], float) for r in rows)
+    # the chapter's tables escape the asterisks of β* (Markdown emphasis) and bold the best of each kind
+    from mbc_lib import figures
+    res = ab.AdaptiveResult({"PathGaps": comp})
+    for table in (figures.adaptive_beta.format_compact(res), figures.adaptive_beta.format_table(res)):
+        assert "β\\*_ref" in table and table.count("**") == 2 * 3

@@ -58,6 +58,10 @@ def test_autoregressive_head_covers_both_modes_without_floor_and_counts_its_toke
     assert r["family"] == "autoregressive" and r["knob"] == "none" and r["floor"] == 0.0
     assert r["nfe"] == task.chunk_len * task.action_dim
     assert r["modes_covered"] == 2 and r["min_mass"] > 0.2 and r["off_support"] < 0.15
+    # chapter 12's comparison reads it from the rows: its NFE is the token count, a one-shot head's is 1
+    tok = figures.synthetic.token_rows(synthetic.summary(res) + [{**r, "family": "mixture", "nfe": math.nan}])
+    assert {t["family"]: t["nfe"] for t in tok} == {"autoregressive": 8.0, "mixture": 1.0}
+    plt.close(figures.synthetic.plot_token_head(synthetic.summary(res)))
 
 
 def test_flow_bridge_shrinks_with_steps_and_stays_above_the_floor(rows):

@@ -183,3 +183,7 @@ def test_run_measures_every_eta_and_step_count_and_is_registered(monkeypatch, tm
     assert ss.summary(ss.run(seed=0, profile="fast", settings=[("fork", 2)]))[0] == rows[0]
     assert "stochastic_samplers" in experiments.EXPERIMENTS and "stochastic_samplers" in experiments.RESULTS
     assert np.isfinite([r["L_hat"] for r in rows]).all()
+    # the chapter's compact table: one row per (setting, S), every η side by side
+    from mbc_lib import figures
+    table = figures.stochastic_samplers.format_by_eta(res)
+    assert table.count("\n") == 2 + 4 - 1 and "bridge, η = 1" in table and "spread, η = 0" in table

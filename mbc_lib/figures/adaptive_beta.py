@@ -6,7 +6,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["KIND_COLORS", "KIND_NAMES", "plot_beta_profile", "plot_per_state", "plot_summary", "format_table"]
+__all__ = ["KIND_COLORS", "KIND_NAMES", "plot_beta_profile", "plot_per_state", "plot_summary", "format_table",
+           "format_compact"]
 
 #: one colour per kind of β
 KIND_COLORS = {"constant": "0.25", "adaptive": "#1f77b4", "adaptive_strong": "#2ca02c"}
@@ -115,9 +116,29 @@ def format_table(result) -> str:
     for name, comp in result.tasks.items():
         best = set(comp.best.values())
         for lab, m in comp.models.items():
-            tag = f"**{lab}**" if lab in best else lab
+            tag = f"**{_md(lab)}**" if lab in best else _md(lab)
             succ = (f"{m['success']:.0%} ({m['success_lo']:.0%}–{m['success_hi']:.0%})" if "success" in m else "–")
             lines.append(f"| {name} | {tag} | {m['beta']:.3g} | {_f(m['info_frac'], '.2f')} | "
                          f"{_f(m['off_unimodal'], '.1%')} | {_f(m['off_multimodal'], '.1%')} | {m['coverage']:.0%} | "
                          f"{m['tv']:.3f} | {succ} | {m.get('modes_used', '–')} |")
+    return head + "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """``text`` safe inside Markdown: the asterisks of β* would start emphasis."""
+    return text.replace("*", "\\*")
+
+
+def format_compact(result) -> str:
+    """A narrow Markdown table, one row per (task, model): median β, Î/ln K where modes exist, prior samples in no
+    mode at one-mode states, mean TV, and on the robot the success rate; the best of each kind in bold."""
+    head = "| task | model | median β | Î/ln K | no mode, K = 1 | TV | success |\n|---|---|---|---|---|---|---|\n"
+    lines = []
+    for name, comp in result.tasks.items():
+        best = set(comp.best.values())
+        for lab, m in comp.models.items():
+            tag = f"**{_md(lab)}**" if lab in best else _md(lab)
+            succ = f"{m['success']:.0%}" if "success" in m else "–"
+            lines.append(f"| {name} | {tag} | {m['beta']:.3g} | {_f(m['info_frac'], '.2f')} | "
+                         f"{_f(m['off_unimodal'], '.1%')} | {m['tv']:.3f} | {succ} |")
     return head + "\n".join(lines)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .common import OFF_SUPPORT_COLOR, log_scale, plot_chunks, positive_or_nan
 
-__all__ = ["plot_bridge_and_spread", "plot_stretch_split", "plot_samples", "format_table", "setting_title"]
+__all__ = ["plot_bridge_and_spread", "plot_stretch_split", "plot_samples", "format_table", "format_by_eta", "setting_title"]
 
 #: one colour per sampler step count (the first two are the 4 and 16 steps of the fast and standard grids)
 _STEP_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
@@ -126,4 +126,20 @@ def format_table(result, steps: tuple[int, ...] | None = None) -> str:
             f"({r['bridge_lo']:.1%}–{r['bridge_hi']:.1%}) | {r['fringe']:.1%} | {r['between']:.1%} "
             f"| {_fmt(r['spread_ratio'], '.2f')} | {_fmt(r['offset'], '.2f')} | {_fmt(r['L_hat'], '.3g')} | {_fmt(r['L_first'], '.3g')} "
             f"| {_fmt(r['L_rest'], '.3g')} | {_fmt(r['floor'], '.2%')} |")
+    return head + "\n".join(lines)
+
+
+def format_by_eta(result) -> str:
+    """A compact Markdown table: one row per (setting, S), the bridge mass and the within-mode spread ratio at each η
+    side by side (the bridge with its 95% Wilson interval)."""
+    etas = _etas(result)
+    head = ("| setting | S | " + " | ".join(f"bridge, η = {e:g}" for e in etas) + " | "
+            + " | ".join(f"spread, η = {e:g}" for e in etas) + " |\n|---|---|" + "---|" * (2 * len(etas)) + "\n")
+    lines = []
+    for task, K in _settings(result):
+        for S in _steps(result):
+            rows = [result.get(task, K, e, S) for e in etas]
+            b = " | ".join(f"{r['bridge']:.1%} ({r['bridge_lo']:.1%}–{r['bridge_hi']:.1%})" for r in rows)
+            sp = " | ".join(_fmt(r["spread_ratio"], ".2f") for r in rows)
+            lines.append(f"| {setting_title(task, K)} | {S} | {b} | {sp} |")
     return head + "\n".join(lines)

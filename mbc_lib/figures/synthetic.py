@@ -12,7 +12,7 @@ from .. import tasks
 from ..experiments.synthetic import TAU, TRANSPORT, Cell, SyntheticResult, collapse_off_support, eval_obs, setting_name
 from .common import OFF_SUPPORT_COLOR, mode_color, plot_chunks
 
-__all__ = ["format_table", "plot_overview", "plot_beta", "plot_steps", "plot_samples"]
+__all__ = ["format_table", "plot_overview", "plot_beta", "plot_steps", "plot_samples", "token_rows", "plot_token_head"]
 
 _COLUMNS = (("model", 18), ("task", 9), ("K", 2), ("Δc", 4), ("coverage", 8), ("min mode", 8), ("modes", 5),
             ("bridge", 7), ("theory", 7), ("Sinkhorn", 8))
@@ -183,4 +183,67 @@ def plot_samples(cell: Cell, task: tasks.Task) -> plt.Figure:
                  f"coverage {r['coverage']:.0%}, modes {r['modes_covered']:.0f}/{cell.K}, "
                  f"off-support {r['off_support']:.0%}, Sinkhorn {r['sinkhorn']:.3f}", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+#: the models the token head is compared with: the discrete heads and the samplers at their largest step count
+_TOKEN_PEERS = ("mixture", "vq", "diffusion", "flow", "autoregressive")
+_TOKEN_COLORS = {"mixture": "#1f77b4", "vq": "#ff7f0e", "diffusion": "#2ca02c", "flow": "#9467bd",
+                 "autoregressive": "#d62728"}
+
+
+def token_rows(rows: Sequence[dict]) -> list[dict]:
+    """From chapter 7's summary rows (:func:`mbc_lib.experiments.synthetic.summary`, or the cached table): per
+    setting, one row per model of ``_TOKEN_PEERS`` — diffusion and flow at their largest step count — with
+    ``setting``, ``label``, ``coverage``, ``balance`` = K·(smallest mode mass) and ``nfe`` (network evaluations
+    per chunk: 1 for the one-shot heads, the step count for the samplers, the token count for the token head)."""
+    out = []
+    settings = list(dict.fromkeys((r["task"], int(r["K"]), float(r["delta"])) for r in rows))
+    for setting in settings:
+        mine = [r for r in rows if (r["task"], int(r["K"]), float(r["delta"])) == setting]
+        for fam in _TOKEN_PEERS:
+            fr = [r for r in mine if r["family"] == fam]
+            if not fr:
+                continue
+            r = max(fr, key=lambda x: x["knob_value"]) if fam in TRANSPORT else fr[0]
+            nfe = r["knob_value"] if fam in TRANSPORT else (r.get("nfe", math.nan) if fam == "autoregressive" else 1)
+            label = f"{fam} {int(r['knob_value'])} steps" if fam in TRANSPORT else fam
+            out.append({"setting": setting, "family": fam, "label": label, "coverage": float(r["coverage"]),
+                        "balance": float(setting[1] * r["min_mass"]), "off_support": float(r["off_support"]),
+                        "modes_covered": float(r["modes_covered"]), "nfe": float(nfe)})
+    return out
+
+
+def plot_token_head(rows: Sequence[dict]) -> plt.Figure:
+    """The token head against the other multimodal families, per setting of chapter 7's table: (a) coverage
+    (fraction of samples in some mode), (b) balance K·(smallest mode mass) (1 = equal shares), (c) network
+    evaluations per chunk (log axis, sequential for the samplers and the token head)."""
+    tr = token_rows(rows)
+    settings = list(dict.fromkeys(r["setting"] for r in tr))
+    fams = [f for f in _TOKEN_PEERS if any(r["family"] == f for r in tr)]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0))
+    width = 0.8 / max(1, len(fams))
+    for j, fam in enumerate(fams):
+        color = _TOKEN_COLORS[fam]
+        for ax, key in zip(axes, ("coverage", "balance", "nfe")):
+            xs, ys = [], []
+            for i, st in enumerate(settings):
+                r = next((r for r in tr if r["setting"] == st and r["family"] == fam), None)
+                if r is not None:
+                    xs.append(i - 0.4 + width * (j + 0.5))
+                    ys.append(r[key])
+            ax.bar(xs, ys, width=width * 0.95, color=color, edgecolor="k" if fam == "autoregressive" else "none",
+                   label=next(r["label"] for r in tr if r["family"] == fam).replace(
+                       f" {int(max(r['nfe'] for r in tr if r['family'] == fam))} steps", " (most steps)")
+                   if fam in TRANSPORT else fam)
+    names = [setting_name(s) for s in settings]
+    for ax in axes:
+        ax.set_xticks(range(len(settings)), names, rotation=20, ha="right", fontsize=8)
+    axes[0].set(ylim=(0, 1.05), ylabel="fraction of samples in a mode", title="(a) coverage")
+    axes[1].set(ylim=(0, 1.15), ylabel=r"$K\cdot\min_k \hat p_k$", title="(b) balance across modes (1 = equal)")
+    axes[1].axhline(1.0, color="0.4", lw=0.8, ls=":")
+    axes[2].set(yscale="log", ylabel="network evaluations per chunk", title="(c) latency: NFE")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
