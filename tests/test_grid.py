@@ -142,3 +142,27 @@ def test_ray_gives_the_same_rows_as_this_process(local_rows):
         res = grid.run_grid("synthetic", "0-1", profile="fast", backend="ray", num_cpus=2, progress=False, **TINY)
     assert res.backend == "ray" and not res.failed
     assert _same(res.rows, local_rows.rows)
+
+
+def test_one_model_per_family_and_its_figure(local_rows):
+    from mbc_lib.experiments import tables
+
+    rows = [{"seed": 0, "family": "cvae", "knob": "beta", "knob_value": 0.05, "beta_ratio": 0.1, "cov": 0.9},
+            {"seed": 0, "family": "cvae", "knob": "beta", "knob_value": 1.0, "beta_ratio": 2.0, "cov": 0.5},
+            {"seed": 0, "family": "flow", "knob": "steps", "knob_value": 16.0, "beta_ratio": math.nan, "cov": 0.8},
+            {"seed": 0, "family": "flow", "knob": "steps", "knob_value": 1.0, "beta_ratio": math.nan, "cov": 0.4},
+            {"seed": 0, "family": "regression", "knob": "none", "knob_value": 0.0, "beta_ratio": math.nan, "cov": 0.0}]
+    picked = tables.one_model_per_family(rows, {"cvae": 0.1, "flow": 16})
+    assert [(r["model"], r["cov"]) for r in picked] == [("cvae β=0.1β*", 0.9), ("flow 16 steps", 0.8), ("regression", 0.0)]
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mbc_lib import figures
+
+    fig = figures.seeds.plot_across_seeds(local_rows.rows, "task", ["coverage", "off_support"])
+    ax = fig.axes[0]
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(dots) == len(local_rows.rows)  # one dot per trained model (2 seeds × 2 settings here)
+    assert {float(line.get_xdata()[0]) for line in dots} == {r["coverage"] for r in local_rows.rows}
+    assert "2 training seeds" in fig._suptitle.get_text()

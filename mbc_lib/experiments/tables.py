@@ -1,13 +1,14 @@
 """Queries over the tidy rows the experiments return (and :func:`mbc_lib.experiments.run` caches),
 for the chapters that read a table another chapter computed: chapter 8 compares its executors, and
-chapter 11 reads chapter 8's comparison from the cache. Rows are flat dicts of numbers and strings.
+chapter 11 reads chapter 8's comparison from the cache; chapter 7 picks one model per family to compare
+across training seeds. Rows are flat dicts of numbers and strings.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["by_key", "executor_effect"]
+__all__ = ["by_key", "executor_effect", "one_model_per_family"]
 
 Rows = list[dict[str, Any]]
 
@@ -38,4 +39,20 @@ def executor_effect(rows: list[dict[str, Any]], other: str, base: str = "whole c
                     "failure": r["failure_rate"], "failure_other": o["failure_rate"],
                     "modes_used": r["modes_used"], "modes_used_other": o["modes_used"],
                     "change": 0 if abs(d) <= tol else (1 if d > 0 else -1)})
+    return out
+
+
+def one_model_per_family(rows: Rows, knobs: dict[str, float]) -> Rows:
+    """Chapter 7's rows (:func:`mbc_lib.experiments.synthetic.summary`, possibly with a ``seed`` column) cut to one
+    model per family: for each family in ``knobs`` the row at that knob — β/β* (``beta_ratio``) for the cvae,
+    sampler steps (``knob_value``) for diffusion and flow; families not in ``knobs`` keep every row — each with a
+    ``model`` label such as ``"cvae β=0.1β*"`` or ``"flow 16 steps"``."""
+    out = []
+    for r in rows:
+        fam, knob = r["family"], r["knob"]
+        value = r["beta_ratio"] if knob == "beta" else r["knob_value"]
+        if fam in knobs and value != knobs[fam]:
+            continue
+        model = {"beta": f"{fam} β={value:g}β*", "steps": f"{fam} {value:g} steps"}.get(knob, fam)
+        out.append({**r, "model": model})
     return out

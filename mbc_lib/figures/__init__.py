@@ -18,7 +18,7 @@ import importlib
 #: one drawing module per experiment module, plus the shared helpers
 SUBMODULES = ("common", "averaging", "chunking", "latent", "prior_coverage", "transport", "bridges", "synthetic",
               "robot", "robot_modes", "guidance", "prior_surgery", "tradeoff", "separation", "unequal",
-              "stochastic_samplers", "adaptive_beta")
+              "stochastic_samplers", "adaptive_beta", "seeds", "failures")
 
 __all__ = list(SUBMODULES)
 
