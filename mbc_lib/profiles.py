@@ -101,19 +101,21 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # chapter 8: every policy variant of mbc_lib.experiments.robot.POLICIES in `policies`, trained on n_demos
     # expert episodes of each task in `envs` with K in Ks (chunks of chunk_len), each rolled out for n_eval
-    # episodes with every executor setting in `executors` (labels of robot.EXECUTORS)
+    # episodes with every executor setting in `executors` (labels of robot.EXECUTORS), every failure attributed
+    # (the autoregressive family trains ~5x slower than the others on the CPU: full profile only)
     "robot": {
-        "fast": dict(envs=("PathGaps", "PushBins"), Ks=(2,), n_demos=64, chunk_len=8, steps=300, width=64, depth=2,
+        "fast": dict(envs=("PathGaps", "PushDivider"), Ks=(2,), n_demos=64, chunk_len=8, steps=300, width=64, depth=2,
                      batch_size=256, lr=3e-3, n_eval=32,
                      policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
                      executors=("whole chunk", "ensemble m=0.01")),
-        "standard": dict(envs=("PathGaps", "PushBins"), Ks=(2,), n_demos=128, chunk_len=8, steps=800, width=128,
+        "standard": dict(envs=("PathGaps", "PushDivider"), Ks=(2,), n_demos=128, chunk_len=8, steps=800, width=128,
                          depth=3, batch_size=256, lr=1e-3, n_eval=64,
                          policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
                          executors=("whole chunk", "half chunk", "ensemble m=0.01")),
-        "full": dict(envs=("PathGaps", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=2000, width=256,
-                     depth=3, batch_size=512, lr=1e-3, n_eval=128,
-                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+        "full": dict(envs=("PathGaps", "PushDivider", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=2000,
+                     width=256, depth=3, batch_size=512, lr=1e-3, n_eval=128,
+                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow",
+                               "autoregressive"),
                      executors=("whole chunk", "half chunk", "every step", "ensemble m=0.01", "ensemble m=0.5")),
     },
     # chapter 9: expert demos of both robot tasks (n_episodes each), modes clustered (single linkage cut at
@@ -210,12 +212,10 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "failures": {
         "fast": dict(envs=("PathGaps", "PushDivider"), K=2, n_demos=64, chunk_len=8, Hs=(4, 8, 16), steps=300,
                      width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2, n_eval=16,
-                     policies=("regression", "cvae", "mixture", "flow"), switch_policies=("cvae",),
-                     executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+                     policies=("cvae",), switch_policies=("cvae",), executors=("whole chunk", "ensemble m=0.01")),
         "standard": dict(envs=("PathGaps", "PushDivider"), K=2, n_demos=128, chunk_len=8, Hs=(4, 8, 16), steps=800,
                          width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2, n_eval=32,
-                         policies=("regression", "cvae", "vq", "mixture", "diffusion", "flow"),
-                         switch_policies=("cvae", "mixture", "flow"),
+                         policies=("cvae",), switch_policies=("cvae",),
                          executors=("whole chunk", "half chunk", "ensemble m=0.01")),
         "full": dict(envs=("PathGaps", "PushDivider", "PushBins"), K=2, n_demos=512, chunk_len=8, Hs=(4, 8, 16),
                      steps=2000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2, n_eval=128,

@@ -54,6 +54,39 @@ def test_summary_columns_and_consistency(swept):
     assert r["n_action_steps"] == r["chunk_len"] == 8 and np.isnan(r["ensemble_m"])
 
 
+def test_every_failure_has_a_first_cause(swept):
+    from mbc_lib.envs.attribution import CAUSES
+
+    rows = _rows(swept)
+    for (env, policy, ex), r in rows.items():
+        if policy == "expert":
+            continue
+        assert (env, 2, policy, ex) in swept.attributions and (env, 2) in swept.references
+        causes = [r["cause_" + c.replace("-", "_")] for c in CAUSES]
+        assert all(0 <= c <= 1 for c in causes) and sum(causes) == pytest.approx(1 - r["success_rate"])
+        assert r["switches_per_episode"] >= 0 and 0 <= r["switched_episodes"] <= 1
+    reg = rows[("PathGaps", "regression", "whole chunk")]
+    assert reg["cause_averaged"] + reg["cause_off_support"] >= 0.8 * (1 - reg["success_rate"])  # collapse: the average
+    assert reg["collapse_share"] >= 0.8
+
+
+def test_the_failure_study_is_registered_and_cached(monkeypatch, tmp_path):
+    from mbc_lib.experiments import failures
+
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    tiny = dict(profiles.BUDGETS["failures"]["fast"], envs=("PathGaps",), Hs=(4, 8), policies=("cvae",),
+                switch_policies=("cvae",), executors=("whole chunk",), steps=50, n_demos=16, n_eval=4)
+    monkeypatch.setitem(profiles.BUDGETS["failures"], "fast", tiny)
+    result = experiments.run("failures", profile="fast", seed=0, use_cache=True, keep_result=True)
+    assert isinstance(result, failures.FailureStudy) and result.Hs == [4, 8]
+    stored = cache.load("failures", "fast", 0)
+    assert stored is not None and len(stored) == 1 + 2 * 2  # the expert + cvae at two H, free and committed
+    assert {(r["H"], r["committed"]) for r in stored if r["policy"] == "cvae"} == {(4, False), (4, True), (8, False),
+                                                                                 (8, True)}
+    assert experiments.run("failures", profile="fast", seed=0, use_cache=True) == stored
+    assert experiments.CHAPTER_OF["failures"] == 8
+
+
 def test_rollouts_are_deterministic_and_take_executor_settings(swept):
     model = swept.models[("PathGaps", 2, "mixture")]
     a = robot.rollout(model, "ensemble m=0.01", n_episodes=8, seed=3)

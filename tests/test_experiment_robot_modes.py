@@ -122,6 +122,9 @@ def test_run_keeps_the_result_and_stores_its_table(monkeypatch, tmp_path):
     assert {r["policy"] for r in rows if r["table"] == "policies"} == {"cvae β = 0.1·β*", "flow"}
     assert all(isinstance(v, (int, float, str)) or v is None for r in rows for v in r.values())
     assert res.reports["flow"].rollout.n_episodes == 4
+    assert res.reports["flow"].attribution.n_episodes == 4  # every rollout attributed
+    flow_row = next(r for r in rows if r.get("policy") == "flow")
+    assert sum(flow_row[k] for k in flow_row if k.startswith("cause_")) == pytest.approx(1 - flow_row["success_rate"])
     fr = figures.robot_modes
     for fig in (fr.plot_profile(res), fr.plot_neighbourhood(res, "mbc/PushBins-v0", 4, 4), fr.plot_chunk_length(res),
                 fr.plot_beta_star(res), fr.plot_policies(res)):

@@ -57,12 +57,14 @@ The paper's two mechanisms are ``averaged`` (averaging, collapse) and ``bridge``
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import mujoco
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .core import BatchSim, EnvTask
 from .demos import Trajectory
@@ -118,13 +120,13 @@ class Reference:
     drift_threshold: float
     positions: np.ndarray = field(repr=False)
 
+    @functools.cached_property
+    def _tree(self) -> cKDTree:
+        return cKDTree(self.positions)
+
     def demo_distance(self, positions: np.ndarray) -> np.ndarray:
         """Distance (m) from each of ``positions [M, nq]`` to the nearest demonstrated state, ``[M]``."""
-        out = np.empty(len(positions))
-        for i in range(0, len(positions), 512):  # [512, N] at a time
-            d = np.linalg.norm(positions[i:i + 512, None, :] - self.positions[None], axis=2)
-            out[i:i + 512] = d.min(axis=1)
-        return out
+        return self._tree.query(np.asarray(positions, np.float64), k=1)[0]
 
 
 def _start_state(task: EnvTask, t: Trajectory) -> np.ndarray:

@@ -53,6 +53,7 @@ POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
     "mixture": ("mixture", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
+    "autoregressive": ("autoregressive", {}),
 }
 
 #: the executors compared, by label ("H" = the policy's chunk length)

@@ -1,9 +1,11 @@
-"""Chapter 8: every policy family on the two MuJoCo tasks — success, mode coverage, failures.
+"""Chapter 8: every policy family on the MuJoCo tasks — success, mode coverage, failures and their causes.
 
 The tasks (:mod:`mbc_lib.envs`) are multimodal by construction: the scripted
-expert picks one of K gaps (``mbc/PathGaps-v0``) or K bins (``mbc/PushBins-v0``) at random per
-episode. Averaging two gap paths runs into the wall between them (``collision``); averaging two
-push directions sends the puck between two bins (``between_bins``). For each task we
+expert picks one of K gaps (``mbc/PathGaps-v0``) or K bins (``mbc/PushDivider-v0``, ``mbc/PushBins-v0``)
+at random per episode. Averaging two gap paths runs into the wall between them (``collision``); averaging
+two push directions runs the puck into the divider between two bins (``collision`` on ``PushDivider``,
+where the mode must be chosen before the puck moves) or sends it between two bins (``between_bins`` on
+``PushBins``, where the puck's jitter can break the tie in closed loop). For each task we
 
 1. collect ``n_demos`` expert episodes (:func:`demos`) and train every policy variant of
    :data:`POLICIES` on them with the one training loop (:func:`fit`, :func:`mbc_lib.train.train`);
@@ -11,7 +13,10 @@ push directions sends the puck between two bins (``between_bins``). For each tas
    (:data:`EXECUTORS`, :class:`~mbc_lib.control.ChunkExecutor`) decides how many actions of each
    chunk are executed before re-planning, or averages overlapping chunks (temporal ensembling);
 3. tabulate success rate (with a 95% Wilson interval), the fraction of episodes through each mode,
-   the failure rate, and the modes used (:func:`summary`).
+   the failure rate, and the modes used (:func:`summary`);
+4. give every failed episode its first cause — an averaged, off-support or bridge chunk, a mode switch
+   or closed-loop drift — and count mode switches per episode (:mod:`mbc_lib.envs.attribution`, against
+   the demonstrations' :func:`~mbc_lib.envs.attribution.reference`).
 
 Sizes come from ``BUDGETS["robot"]`` (:mod:`mbc_lib.profiles`); the figures, tables, sentences and
 videos are in :mod:`mbc_lib.figures.robot`. Units: metres, m/s; rates are fractions of episodes.
@@ -28,6 +33,7 @@ import numpy as np
 from .. import envs, policies
 from ..control import ChunkExecutor, ExecutorSpec
 from ..diagnostics import wilson_interval
+from ..envs import attribution
 from ..fitting import fit as fit_policy
 from ..profiles import budget
 from ..profiles import profile as active_profile
@@ -41,7 +47,8 @@ __all__ = [
 ]
 
 #: short task names used in tables -> registered env ids
-ENVS: dict[str, str] = {"PathGaps": "mbc/PathGaps-v0", "PushBins": "mbc/PushBins-v0"}
+ENVS: dict[str, str] = {"PathGaps": "mbc/PathGaps-v0", "PushDivider": "mbc/PushDivider-v0",
+                        "PushBins": "mbc/PushBins-v0"}
 
 
 #: policy variants chapter 8 trains: label -> (family for :func:`mbc_lib.policies.make`, its config).
@@ -54,6 +61,7 @@ POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
     "mixture": ("mixture", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
+    "autoregressive": ("autoregressive", {}),
 }
 
 
@@ -180,12 +188,17 @@ class RobotSweep:
 
     models: (env, K, label) -> :class:`TrainedPolicy`. results: (env, K, label, executor) -> EvalResult.
     experts: (env, K) -> the expert's own episodes on the evaluation seeds (list of Trajectory).
+    references: (env, K) -> the demonstrations' :class:`~mbc_lib.envs.attribution.Reference`.
+    attributions: (env, K, label, executor) -> every episode's segments labelled and each failure's
+    first cause (:class:`~mbc_lib.envs.attribution.Attribution`).
     """
 
     models: dict[tuple[str, int, str], TrainedPolicy]
     results: dict[tuple[str, int, str, str], envs.EvalResult]
     experts: dict[tuple[str, int], list[envs.Trajectory]]
     executors: tuple[str, ...]
+    references: dict[tuple[str, int], attribution.Reference] = field(default_factory=dict, repr=False)
+    attributions: dict[tuple[str, int, str, str], attribution.Attribution] = field(default_factory=dict, repr=False)
 
     @property
     def envs(self) -> list[str]:
@@ -207,7 +220,7 @@ def sweep(envs_: Sequence[str] | None = None, Ks: Sequence[int] | None = None, l
 
     Defaults (``None``) come from the profile's ``BUDGETS["robot"]``: tasks ``envs``, mode counts
     ``Ks``, variants ``policies``, ``executors``; ``n_eval`` episodes per rollout. The executors are
-    applied to every variant. ``mbc_lib.experiments.run("robot", ...)`` runs the defaults and is what
+    applied to every variant, and every rollout's failures are attributed (:func:`attribute`). ``mbc_lib.experiments.run("robot", ...)`` runs the defaults and is what
     caches the :func:`summary` table for chapter 11.
     """
     from tqdm.auto import tqdm
@@ -225,20 +238,23 @@ def sweep(envs_: Sequence[str] | None = None, Ks: Sequence[int] | None = None, l
             raise ValueError(f"sweep takes executor labels (keys of EXECUTORS), got {ex!r}; "
                              "use rollout() for other settings")
         executor(ex, b["chunk_len"])  # validate every setting before training anything
-    models, results, experts = {}, {}, {}
+    models, results, experts, references, attributions = {}, {}, {}, {}, {}
     jobs = [(e, K, lab) for e in env_list for K in K_list for lab in label_list]
     with tqdm(total=len(jobs), desc="robot sweep", disable=not progress_enabled(progress)) as bar:
         for e, K in dict.fromkeys((e, K) for e, K, _ in jobs):
             _, traj = envs.collect_demos(env_id(e), b["n_eval"], seed=seed + 1000, chunk_len=b["chunk_len"], K=K,
                                          successful_only=False, return_trajectories=True, progress=False)
             experts[(e, K)] = traj
+            _, demo_traj = demos(e, K, b["n_demos"], b["chunk_len"], seed)  # the episodes fit() trains on
+            references[(e, K)] = attribution.reference(env_id(e), demo_traj, K=K)
         for e, K, lab in jobs:
             bar.set_postfix_str(f"{lab} on {e} K={K}")
             m = models[(e, K, lab)] = fit(e, lab, K=K, seed=seed, profile=prof, progress=False)
             for ex in ex_list:
-                results[(e, K, lab, ex)] = rollout(m, ex, n_episodes=b["n_eval"], seed=seed)
+                r = results[(e, K, lab, ex)] = rollout(m, ex, n_episodes=b["n_eval"], seed=seed)
+                attributions[(e, K, lab, ex)] = attribution.attribute(r, references[(e, K)], chunk_len=m.chunk_len)
             bar.update()
-    return RobotSweep(models, results, experts, tuple(ex_list))
+    return RobotSweep(models, results, experts, tuple(ex_list), references, attributions)
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,7 +291,12 @@ def summary(result: RobotSweep) -> list[dict[str, Any]]:
     success_rate and its 95% Wilson interval
     (success_lo, success_hi), modes_used (modes reached by at least one successful episode),
     min_mode_fraction (smallest share of the successes a mode got), failure (the flag's name),
-    failure_rate, and mode{k}_rate (episodes succeeding through mode k).
+    failure_rate, and mode{k}_rate (episodes succeeding through mode k); where the sweep attributed its
+    failures, also cause_<c> for every first cause of :data:`mbc_lib.envs.attribution.CAUSES` (fraction of
+    all episodes; they sum to failure_rate), mechanism_share (the share of the failures whose first cause
+    is an averaged or a bridge chunk, the paper's two mechanisms; NaN without failures), collapse_share
+    (the same with off-support chunks added), switches_per_episode and switched_episodes (fraction of the
+    episodes with at least one switch).
     """
     rows = []
     chunk_len = next(iter(result.models.values())).chunk_len if result.models else 0
@@ -285,8 +306,17 @@ def summary(result: RobotSweep) -> list[dict[str, Any]]:
                          np.array([t.mode_used for t in traj]), None, key, chunk_len))
     for (e, K, lab, ex), r in result.results.items():
         H = result.models[(e, K, lab)].chunk_len
-        rows.append(_row(e, K, lab, ex, r.success, r.modes, r.failures, r.failure_key, H))
+        row = _row(e, K, lab, ex, r.success, r.modes, r.failures, r.failure_key, H)
+        att = result.attributions.get((e, K, lab, ex))
+        if att is not None:
+            s = att.summary()
+            row.update({k: s[k] for k in s if k.startswith("cause_") or k in _ATTRIBUTION_COLUMNS})
+        rows.append(row)
     return rows
+
+
+#: the attribution's columns that :func:`summary` copies besides the causes
+_ATTRIBUTION_COLUMNS = ("mechanism_share", "collapse_share", "switches_per_episode", "switched_episodes")
 
 
 def row_of(rows: list[dict[str, Any]], env: str, K: int, label: str, executor_label: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ Then it trains policies on the demonstrations of one task (:data:`TRAIN_TASK`, t
 * a **flow** policy: the bridge (off-support) mass of its samples against the isoperimetric floor at the
   measured Lipschitz estimate L̂ and the measured gap Δ (chapter 5; appendix app-isoperimetry);
 * **closed-loop rollouts** of the same policies (:func:`mbc_lib.envs.evaluate`): success, modes used and
-  the task's failure flag (collisions with the wall / pucks between bins).
+  the task's failure flag (collisions with the wall / pucks between bins), and each failed episode's first
+  cause — averaged, off-support or bridge chunk, mode switch, drift (:mod:`mbc_lib.envs.attribution`).
 
 Sizes come from ``BUDGETS["robot_modes"]``; the figures are in :mod:`mbc_lib.figures.robot_modes`. Units: chunks are velocity commands in m/s, so distances
 between chunks are in m/s (Euclidean over the H·2 entries); β and nats are dimensionless.
@@ -45,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .. import diagnostics, envs, policies, theory
 from ..data import ChunkDataset
+from ..envs import attribution as attr
 from ..fitting import fit
 from ..profiles import budget
 from ..profiles import profile as active_profile
@@ -264,7 +266,8 @@ class PolicyReport:
     """One trained policy measured at the start-state neighbourhoods (where the K modes are) and in
     closed loop. ``metrics`` are flat scalars (see :func:`measure_latent`, :func:`measure_transport`);
     ``rollout`` the :class:`mbc_lib.envs.EvalResult`; ``samples`` ``[Q, n, H, 2]`` and ``labels``
-    ``[Q, n]`` (cluster index, −1 off-support) at the start queries."""
+    ``[Q, n]`` (cluster index, −1 off-support) at the start queries; ``attribution`` the rollout's segments
+    labelled and each failed episode's first cause (:mod:`mbc_lib.envs.attribution`)."""
 
     name: str
     family: str
@@ -274,6 +277,7 @@ class PolicyReport:
     rollout: envs.EvalResult | None = field(default=None, repr=False)
     samples: np.ndarray | None = field(default=None, repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
+    attribution: attr.Attribution | None = field(default=None, repr=False)
 
     def row(self) -> dict:
         r = {"table": "policies", "policy": self.name, "family": self.family, **self.metrics}
@@ -283,6 +287,9 @@ class PolicyReport:
                       "failures": float(self.rollout.failures.mean()), "failure_kind": self.rollout.failure_key,
                       "no_mode": float((self.rollout.modes < 0).mean())})
             r.update({f"used_mode_{k}": float(v) / self.rollout.n_episodes for k, v in enumerate(s["mode_hist"])})
+        if self.attribution is not None:  # the failures' first causes (fractions of all episodes), switches
+            a = self.attribution.summary()
+            r.update({k: a[k] for k in a if k.startswith("cause_") or k in ("mechanism_share", "switches_per_episode")})
         return r
 
 
@@ -455,9 +462,12 @@ def diagnose(profile: str | None = None, seed: int = 0, progress: bool | None = 
     reports["flow"] = PolicyReport("flow", "flow", pol, hist, metrics, samples=s, labels=lab)
     bar.update()
     bar.close()
+    ref = attr.reference(env_id, demos[env_id].trajectories, K=K)
     for rep in reports.values():
         with on_compute_device(rep.policy):
-            rep.rollout = envs.evaluate(rep.policy, env_id, n_episodes=b["n_eval"], seed=seed + 1, K=K, progress=False)
+            rep.rollout = envs.evaluate(rep.policy, env_id, n_episodes=b["n_eval"], seed=seed + 1, K=K, progress=False,
+                                        record=True)
+        rep.attribution = attr.attribute(rep.rollout, ref, chunk_len=H0)
     return RobotModes(H0, Hs, steps, demos, profiles, reports)
 
 

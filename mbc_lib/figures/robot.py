@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 #: what one mode of each task is called in the text
-MODE_NOUN: dict[str, str] = {"PathGaps": "gap", "PushBins": "bin"}
+MODE_NOUN: dict[str, str] = {"PathGaps": "gap", "PushDivider": "bin", "PushBins": "bin"}
 
 
 def count_words(m: int, K: int, noun: str) -> str:
@@ -139,6 +139,9 @@ def _draw_scene(ax: plt.Axes, task: envs.EnvTask) -> None:
     else:
         for k, c in enumerate(task.bin_centers):
             ax.add_patch(plt.Circle(c, task.bin_radius, fill=False, ec=scene_color(k), lw=2))
+        if hasattr(task, "dividers"):  # PushDivider: the walls between neighbouring bins
+            for c, u, h in zip(*task.dividers):
+                ax.plot(*np.stack([c - h * u, c + h * u]).T, color="0.3", lw=2.5, solid_capstyle="butt")
         ax.set(xlim=(-task.half_width, task.half_width), ylim=(-0.3, 0.3))
     ax.set_aspect("equal")
     ax.set_xticks([])
@@ -147,7 +150,7 @@ def _draw_scene(ax: plt.Axes, task: envs.EnvTask) -> None:
 
 def plot_trajectories(result: RobotSweep, env: str, label: str, executor_label: str | None = None,
                       K: int | None = None, n_show: int = 32, ax: plt.Axes | None = None) -> plt.Figure:
-    """Top-down paths of the effector (PathGaps) or the puck (PushBins), coloured by the mode of a
+    """Top-down paths of the effector (PathGaps) or the puck (the push tasks), coloured by the mode of a
     successful episode, red for the task's failure, grey otherwise."""
     ex = executor_label or result.executors[0]
     K = K or result.Ks[0]
