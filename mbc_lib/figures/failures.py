@@ -136,13 +136,14 @@ def split_table(rows: list[dict[str, Any]], envs_: Sequence[str] | None = None, 
                 executor: str = "whole chunk", committed: bool = False, H: int | None = None) -> str:
     """A Markdown table: per policy and task, the success rate and the failures' split (percent of all
     episodes: averaged / off-support / bridge / switch / drift / unattributed) and the share of the
-    failures that the two mechanisms (averaged or bridge chunks) explain."""
+    failures that the paper's two mechanisms explain: collapse (averaged or off-support chunks) and
+    transport (bridge chunks), the rows' ``collapse_share``."""
     H = _main_H(rows) if H is None else H
     envs_ = list(dict.fromkeys(r["env"] for r in rows)) if envs_ is None else list(envs_)
     if policies is None:
         policies = list(dict.fromkeys(r["policy"] for r in rows if r["policy"] != "expert" and r["H"] == H))
     head = ["policy"] + [f"{e}: {k}" for e in envs_ for k in ("success", "avg / off / bridge / switch / drift / other",
-                                                              "mechanisms")]
+                                                              "collapse + bridge")]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for p in ["expert", *policies]:
         cells = [f"`{p}`"]
@@ -157,7 +158,7 @@ def split_table(rows: list[dict[str, Any]], envs_: Sequence[str] | None = None, 
                 cells += ["—", "—"]
                 continue
             cells.append(" / ".join(f"{100 * r[_col(c)]:.0f}" for c in CAUSES))
-            m = r.get("mechanism_share", np.nan)
+            m = r.get("collapse_share", np.nan)
             cells.append("—" if not np.isfinite(m) else f"{m:.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
