@@ -86,7 +86,7 @@ def test_run_keeps_a_result_and_is_the_one_place_that_stores_it(cache_dir, monke
 
 
 def test_no_experiment_writes_the_cache_itself():
-    # the cache is written by experiments.run only: no chapter module calls cache.store
+    # the cache is written by experiments.run's writer only (the seeded grids use it too): no module calls cache.store
     import ast
     from pathlib import Path
 

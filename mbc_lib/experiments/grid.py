@@ -252,7 +252,7 @@ def run_grid(name: str, seeds: Sequence[int] | str | int | None = None, profile:
     A progress bar counts cells; failed cells are in ``.failed`` and a warning names them."""
     from tqdm.auto import tqdm
 
-    from . import EXPERIMENTS
+    from . import EXPERIMENTS, _store
 
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(sorted(EXPERIMENTS))}")
@@ -291,11 +291,8 @@ def run_grid(name: str, seeds: Sequence[int] | str | int | None = None, profile:
         if name in SPLITS:
             seed_rows.sort(key=SPLITS[name].order)
         result.rows += seed_rows
-        if cacheable and s not in bad_seeds:
-            try:
-                cache.store(name, [{k: v for k, v in r.items() if k != "seed"} for r in seed_rows], prof, s)
-            except OSError as err:  # the rows were computed: never lose them to a cache that cannot be written
-                warnings.warn(f"experiment {name!r} seed {s}: computed but not cached ({err})", stacklevel=2)
+        if cacheable and s not in bad_seeds:  # through run's writer: one place writes the cache, and warns
+            _store(name, [{k: v for k, v in r.items() if k != "seed"} for r in seed_rows], prof, s)
     result.failed = failed
     result.wall_s = time.perf_counter() - start
     if failed:
