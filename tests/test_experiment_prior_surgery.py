@@ -130,6 +130,7 @@ def test_fork_surgery_removes_the_excluded_mode_and_the_holes(fork_result):
     assert np.all(res.exclusion_drop() < 0.5)
     rows = ps.summary({("fork", 2): res})
     assert len(rows) == len(res.variants) and {"mass_0", "off_support", "kept_mass", "region_mass_1"} <= set(rows[0])
+    assert np.array_equal(ps.exclusion_drops(rows, "fork"), res.exclusion_drop())  # chapter 11 reads the cached rows
 
 
 def test_surgery_policy_is_deterministic_and_checks_its_cvae(fork_result):
@@ -154,3 +155,5 @@ def test_robot_surgery_runs_in_closed_loop(toy_budget):
     assert set(res.latent_map["keep"]) == set(res.variants)
     table = figures.prior_surgery.format_table(res)
     assert "through gap 0" in table and "collisions" in table
+    rows = ps.summary({("PathGaps", 2): res})
+    np.testing.assert_array_equal(ps.exclusion_drops(rows, "PathGaps"), res.exclusion_drop())

@@ -61,5 +61,6 @@ def test_sweep_orders_the_regimes_and_separates_the_families_only_with_a_gap(swe
     assert lo.families["regression"].middle > 0.9  # the mode average is in the middle, overlapping or not
     rows = sp.summary(sweep)
     assert len(rows) == 2 * len(TOY["families"]) and {"off_spread", "collapse_ratio", "middle"} <= set(rows[0])
+    assert sp.boundary(rows) == sp.boundary(sweep)  # chapter 11 reads the boundary off the cached rows
     for r in sweep.gaps:
         assert set(r.samples) == {"demos", *TOY["families"]} and set(r.labels) == set(TOY["families"])

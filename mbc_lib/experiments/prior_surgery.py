@@ -722,6 +722,19 @@ def run(seed: int = 0, profile: str | None = None) -> dict[tuple[str, int], Surg
     return out
 
 
+def exclusion_drops(rows: Sequence[dict[str, Any]], task: str) -> np.ndarray:
+    """:meth:`SurgeryResult.exclusion_drop` of every K of ``task`` read off the rows of :func:`summary` (a cached
+    table, as chapter 11 reads it), concatenated over K in increasing order; NaN where the base share is 0."""
+    col = "success_{}" if task == "PathGaps" else "mass_{}"
+    out = []
+    for K in sorted({int(r["K"]) for r in rows if r["task"] == task}):
+        by = {r["variant"]: r for r in rows if r["task"] == task and int(r["K"]) == K}
+        for k in range(K):
+            base = float(by["prior"][col.format(k)])
+            out.append(float(by[f"exclude {k}"][col.format(k)]) / base if base > 0 else math.nan)
+    return np.array(out)
+
+
 def summary(results: dict[tuple[str, int], SurgeryResult]) -> list[dict[str, Any]]:
     """Tidy rows, one per (task, K, deployment prior): the model's numbers and the variant's."""
     rows = [{**res.row(), **v.row()} for res in results.values() for v in res.variants.values()]

@@ -266,11 +266,15 @@ def spread(res: GapResult) -> float:
     return float(max(off) - min(off))
 
 
-def boundary(result: SeparationResult, level: float = 0.5) -> tuple[float, float]:
+def boundary(result: SeparationResult | Sequence[dict[str, Any]], level: float = 0.5) -> tuple[float, float]:
     """Where the families' failures stop being told apart by off-support mass: the largest swept gap (Δ/σ) at
     which :func:`spread` is below ``level``, and the smallest one above it at which it is at least ``level``
-    (NaN when the sweep has no such gap)."""
-    gaps = [(r.gap, spread(r)) for r in result.gaps]
+    (NaN when the sweep has no such gap). ``result`` may also be the rows of :func:`summary` (a cached table,
+    as chapter 11 reads it)."""
+    if isinstance(result, SeparationResult):
+        gaps = [(r.gap, spread(r)) for r in result.gaps]
+    else:
+        gaps = sorted({(float(r["gap"]), float(r["off_spread"])) for r in result})
     alike = [g for g, s in gaps if s < level]
     last = max(alike) if alike else math.nan
     apart = [g for g, s in gaps if s >= level and (math.isnan(last) or g > last)]

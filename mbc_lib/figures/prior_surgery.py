@@ -40,8 +40,12 @@ def plot_masses(results: dict, ax_row=None) -> plt.Figure:
     95% Wilson intervals — decoded chunks at the decision states on the fork, closed-loop episodes through each
     gap and collisions on ``PathGaps``."""
     items = list(results.values())
-    fig, axes = plt.subplots(1, len(items), figsize=(4.6 * len(items), 3.6), squeeze=False)
-    for ax, res in zip(axes[0], items):
+    ncols = min(2, len(items))  # two panels a row: readable at the width of a book page
+    nrows = -(-len(items) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 3.9 * nrows), squeeze=False)
+    for ax in axes.flat[len(items):]:
+        ax.set_visible(False)
+    for ax, res in zip(axes.flat, items):
         names = list(res.variants)
         K = res.K
         robot = res.task == "PathGaps"

@@ -36,13 +36,15 @@ def _regime_bands(ax, result) -> None:
 
 
 def plot_separation(result) -> plt.Figure:
-    """Against the gap Δ/σ between the two mode regions (shaded: overlapping, close, separated). Left: the
+    """Against the gap Δ/σ between the two mode regions (shaded: overlapping, close, separated). Top left: the
     share of samples in no mode per family (95% Wilson intervals) and, dashed, the isoperimetric floor of the
-    transport families at their L̂. Middle: the middle mass — samples between the two modes — against the
-    demonstrations' own. Right: β* of the CVAE's loss and the measured collapse point (β at which E KL falls
+    transport families at their L̂. Top right: the middle mass — samples between the two modes — against the
+    demonstrations' own. Bottom: β* of the CVAE's loss and the measured collapse point (β at which E KL falls
     below 0.02 nats), with the β the CVAE family is trained at."""
     gaps = np.array([r.gap for r in result.gaps])
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.0))
+    fig = plt.figure(figsize=(11, 7.6))  # two panels on top, the thresholds below: readable at a book page's width
+    grid = fig.add_gridspec(2, 2)
+    a1, a2, a3 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
     for ax in (a1, a2, a3):
         _regime_bands(ax, result)
     for fam in result.families:
