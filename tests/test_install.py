@@ -68,6 +68,6 @@ def test_one_version_everywhere():
 
 
 def test_robot_chapters_ask_colab_for_a_gpu():
-    for name in ("08_robot_experiments", "09_robot_mode_diagnostics"):
+    for name in ("08_robot_experiments", "09_robot_mode_diagnostics", "10_decisive_tests"):
         meta = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["metadata"]
         assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType"), name
