@@ -111,7 +111,7 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "standard": dict(envs=("PathGaps", "PushDivider"), Ks=(2,), n_demos=128, chunk_len=8, steps=800, width=128,
                          depth=3, batch_size=256, lr=1e-3, n_eval=64,
                          policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
-                         executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+                         executors=("whole chunk", "ensemble m=0.01")),  # half chunks: in BUDGETS["failures"]
         "full": dict(envs=("PathGaps", "PushDivider", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=2000,
                      width=256, depth=3, batch_size=512, lr=1e-3, n_eval=128,
                      policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow",
