@@ -1,7 +1,7 @@
 # The two commands of the course:
 #   make book   — set up .venv from scratch and build the executed book into _build/html
 #   make test   — set up the same .venv and run the whole test suite (unit tests, notebooks, built book)
-# Other targets: make constraints, make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make check-full, make full-gpu, make sync-setup, make clean.
+# Other targets: make constraints, make exercises (regenerate exercises/ from solutions/), make bench, make bench-book, make check-full, make full-gpu, make sync-setup, make checked-outputs, make clean.
 
 PYTHON     ?= python3
 VENV       ?= .venv
@@ -21,7 +21,7 @@ STAMP      := $(VENV)/.mbc-installed
 # (standard) unless MBC_PROFILE is set
 BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: constraints setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup clean
+.PHONY: constraints setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup checked-outputs clean
 
 setup: $(STAMP)
 
@@ -79,6 +79,10 @@ constraints: $(STAMP)
 
 sync-setup: $(STAMP)
 	$(BIN)/python tools/setup_cell.py sync
+
+# reference outputs of the cells marked # NBVAL_CHECK_OUTPUT (every other cell is stored empty)
+checked-outputs: $(STAMP)
+	$(BIN)/python tools/checked_outputs.py store
 
 clean:
 	rm -rf _build .pytest_cache

@@ -271,7 +271,7 @@ FULL_PROFILE_COST: dict[int, str] = {
     9: "2–3 min on a GPU (estimated); 10–14 min on 2 CPU cores (measured)",
     10: "not yet measured on a GPU; hours on 2 CPU cores (estimated from its standard profile, which took about "
         "half an hour there)",
-    11: "the time of chapters 7–9 at full unless their tables are cached (it reads them back)",
+    11: "the time of chapters 4 and 7–10 at full unless their tables are cached (it reads them back)",
     12: "not yet measured; estimated 5–10 min on a GPU (3 diffusion policies, 17 cvaes and their robot rollouts); "
         "hours on a CPU",
 }

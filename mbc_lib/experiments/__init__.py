@@ -123,7 +123,8 @@ EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
 #: experiment -> the chapter that runs it (for messages); the cost per profile comes from mbc_lib.profiles
 CHAPTER_OF: dict[str, int] = {"averaging": 1, "latent": 3, "prior_coverage": 4, "transport": 5, "bridges": 6,
                               "synthetic": 7, "robot": 8, "failures": 8, "robot_modes": 9, "guidance": 11, "prior_surgery": 10,
-                              "tradeoff": 10, "separation": 10, "unequal": 10}
+                              "tradeoff": 10, "separation": 10, "unequal": 10, "stochastic_samplers": 12,
+                              "adaptive_beta": 12}
 
 
 def _cost_note(name: str, profile: str) -> str:
