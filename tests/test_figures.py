@@ -20,8 +20,8 @@ LIB = Path(mbc_lib.__file__).parent
 EXPERIMENTS = LIB / "experiments"
 #: the chapter modules of mbc_lib.experiments (the others are its infrastructure: cache, tables, grid, the registry)
 CHAPTERS = sorted(p.stem for p in EXPERIMENTS.glob("*.py") if p.stem not in ("__init__", "cache", "tables", "grid"))
-#: modules that belong to one chapter together (chapter 10's decisive tests) may import each other
-SAME_CHAPTER = [{"prior_surgery", "tradeoff", "separation", "unequal"}]
+#: modules that belong to one chapter together (chapter 8's robot tables, chapter 10's decisive tests) may import each other
+SAME_CHAPTER = [{"prior_surgery", "tradeoff", "separation", "unequal"}, {"robot", "failures"}]
 
 
 def _same_chapter(a: str, b: str) -> bool:

@@ -29,42 +29,19 @@ import numpy as np
 import torch
 
 from .. import envs
-from ..control import ExecutorSpec
 from ..diagnostics import wilson_interval
 from ..envs import attribution
 from ..fitting import fit
 from ..profiles import budget
 from ..profiles import profile as active_profile
 from ..runtime import on_compute_device, progress_enabled
+from .robot import ENVS, EXECUTORS, POLICIES  # chapter 8's tables (this module is chapter 8 too)
 
 __all__ = [
     "ENVS", "POLICIES", "EXECUTORS", "COMMITMENT", "CommittedPolicy", "FailureStudy", "study", "summary", "rows_where",
 ]
 
-#: short task names -> registered env ids
-ENVS: dict[str, str] = {"PathGaps": "mbc/PathGaps-v0", "PushDivider": "mbc/PushDivider-v0", "PushBins": "mbc/PushBins-v0"}
-
-#: policy variants: label -> (family for :func:`mbc_lib.policies.make`, its config) — chapter 8's variants
-POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
-    "regression": ("regression", {}),
-    "cvae": ("cvae", {"beta": 0.01}),
-    "cvae β=10": ("cvae", {"beta": 10.0}),
-    "vq": ("vq", {}),
-    "mixture": ("mixture", {}),
-    "diffusion": ("diffusion", {}),
-    "flow": ("flow", {}),
-    "autoregressive": ("autoregressive", {}),
-}
-
-#: the executors compared, by label ("H" = the policy's chunk length)
-EXECUTORS: dict[str, ExecutorSpec] = {
-    s.label: s
-    for s in (
-        ExecutorSpec("whole chunk", n_action_steps="H"),
-        ExecutorSpec("half chunk", n_action_steps="H/2"),
-        ExecutorSpec("ensemble m=0.01", temporal_ensemble=0.01),  # ACT's coefficient
-    )
-}
+# chapter 8's tasks, policy variants and executors: one table each, in robot.py (the same chapter)
 
 #: family -> what :class:`CommittedPolicy` draws once per episode. A regression has nothing to draw (it is
 #: deterministic); the autoregressive family samples step by step inside a chunk and is left out.

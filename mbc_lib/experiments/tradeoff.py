@@ -34,11 +34,11 @@ from ..profiles import budget
 from ..validation import check_seed
 from .prior_surgery import PATH_ENV, DensityRegion, fork_task, robot_starts, start_beta_star
 
-__all__ = ["TASKS", "MIN_SHARE", "TradeoffResult", "fork_tradeoff", "robot_tradeoff", "run", "summary", "sweet_spot",
+__all__ = ["TRADEOFF_TASKS", "MIN_SHARE", "TradeoffResult", "fork_tradeoff", "robot_tradeoff", "run", "summary", "sweet_spot",
            "row_at"]
 
 #: the two tasks of the sweep (K = 2 each)
-TASKS = ("fork", "PathGaps")
+TRADEOFF_TASKS = ("fork", "PathGaps")
 #: a mode counts as reached when it holds at least this share of the prior-decoded chunks
 MIN_SHARE = 0.1
 
