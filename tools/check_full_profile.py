@@ -33,8 +33,10 @@ from mbc_lib import experiments, profiles  # noqa: E402
 TOY = dict(steps=20, n_demos=256, n_episodes=24, n_eval=8, n_samples=128, n_sinkhorn=64,
            n_prior=128, n_hole=256, n_per_state=64, n_states=2, n_obs=2, n_grid=501, n_segments=8, n_points=65,
            n_jac=4, width=32, depth=2, batch_size=64, n_query=2)
-#: robot tasks count demonstrations in episodes
-TOY_ROBOT = dict(n_demos=16)
+#: the closed-loop experiments of chapter 8 count demonstrations in episodes, and attribute every failed rollout
+#: (expert re-runs per mode and segment): a handful of each is enough to find a full-only bug
+TOY_ROBOT = dict(n_demos=16, n_eval=4)
+ROBOT_EXPERIMENTS = ("robot", "failures")
 
 
 def shrink() -> None:
@@ -42,7 +44,7 @@ def shrink() -> None:
         full = table["full"]
         for key, value in TOY.items():
             if key in full and isinstance(full[key], int):
-                full[key] = min(full[key], TOY_ROBOT.get(key, value) if name == "robot" else value)
+                full[key] = min(full[key], TOY_ROBOT.get(key, value) if name in ROBOT_EXPERIMENTS else value)
 
 
 ROOT = Path(__file__).resolve().parents[1]
