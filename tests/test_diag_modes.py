@@ -43,6 +43,15 @@ def test_wilson_interval_known_values():
         wilson_interval(11, 10)
 
 
+def test_wilson_interval_contains_the_estimate_exactly():
+    # at p̂ = 1 the formula's upper end rounds to 1 − 1e-16; figures draw hi − p̂ as an error bar, which must be ≥ 0
+    for n in (7, 64, 4096):
+        k = np.arange(n + 1)
+        lo, hi = wilson_interval(k, n).T
+        assert (lo <= k / n).all() and (hi >= k / n).all()
+    assert wilson_interval(4096, 4096)[1] == 1.0
+
+
 def test_mode_coverage_counts_tv_and_missing_modes():
     centers = np.array([[0.0], [10.0], [20.0]])
     # 60 samples in mode 0, 36 in mode 1, 1 in mode 2, 3 off-support

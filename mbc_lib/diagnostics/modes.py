@@ -95,7 +95,9 @@ def wilson_interval(successes: int | np.ndarray, n: int, confidence: float = 0.9
     p = k / n
     centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    return np.stack([np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)], axis=-1)
+    # the interval contains p̂ exactly; the min/max only undo rounding (at p̂ = 1 the upper end came out 1 − 1e-16)
+    lo, hi = np.minimum(np.clip(centre - half, 0, 1), p), np.maximum(np.clip(centre + half, 0, 1), p)
+    return np.stack([lo, hi], axis=-1)
 
 
 def _centers_radius(centers: Array, radius: float | Array, weights: Array | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

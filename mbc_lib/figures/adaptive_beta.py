@@ -91,7 +91,7 @@ def plot_summary(result) -> plt.Figure:
         if robot:
             lo = [comp.models[lab]["success"] - comp.models[lab]["success_lo"] for lab in labels]
             hi = [comp.models[lab]["success_hi"] - comp.models[lab]["success"] for lab in labels]
-            ax.errorbar(range(len(labels)), vals, yerr=[lo, hi], fmt="none", color="k", capsize=3, lw=0.9)
+            ax.errorbar(range(len(labels)), vals, yerr=np.clip([lo, hi], 0, None), fmt="none", color="k", capsize=3, lw=0.9)
         ax.set_xticks(range(len(labels)), [lab.replace(", ", ",\n") for lab in labels], rotation=60, ha="right",
                       fontsize=7)
         ax.set(ylabel="closed-loop success" if robot else "mean TV to the demonstrations (lower is better)",

@@ -122,7 +122,7 @@ def plot_floor_check(stats: dict) -> plt.Figure:
         lo = min(lo, r["floor"], r["bridge"] if r["bridge"] > 0 else r["floor"])
         lab = rf"{r['family']} $K$={r['K']}, $\Delta_c$={r['delta_c']:g}"
         color = f"C{settings.index((s.K, s.delta_c))}"
-        ax.errorbar(r["floor"], r["bridge"], yerr=[[0.0], [r["bridge_hi"] - r["bridge"]]], fmt="none", ecolor=color,
+        ax.errorbar(r["floor"], r["bridge"], yerr=[[0.0], [max(r["bridge_hi"] - r["bridge"], 0.0)]], fmt="none", ecolor=color,
                     alpha=0.6, lw=1)
         ax.scatter(r["floor"], max(r["bridge"], lo / 2), marker=marks.get(r["family"], "^"),
                    s=16 + 4 * np.log2(r["steps"]) ** 2, color=color, alpha=0.85, label=None if lab in seen else lab,

@@ -114,7 +114,7 @@ def plot_outcomes(result: RobotSweep, executor_label: str | None = None, K: int 
             ax.bar(i, fail, bottom=bottom, color=OFF_SUPPORT_COLOR,
                    label=f"failure ({r['failure']})" if i == 0 else None)
             ax.bar(i, other, bottom=bottom + fail, color="0.8", label="timed out / other" if i == 0 else None)
-            err = [[r["success_rate"] - r["success_lo"]], [r["success_hi"] - r["success_rate"]]]
+            err = [[max(r["success_rate"] - r["success_lo"], 0.0)], [max(r["success_hi"] - r["success_rate"], 0.0)]]
             ax.errorbar(i, r["success_rate"], yerr=err,
                         color="k", capsize=3, lw=1)
         ax.set_xticks(x, names, rotation=30, ha="right")
@@ -210,8 +210,8 @@ def plot_executors(result: RobotSweep, K: int | None = None) -> plt.Figure:
             by = {r["policy"]: r for r in rows if r["env"] == e and r["executor"] == ex}
             x = np.arange(len(labels)) + (j - (len(exs) - 1) / 2) * width
             succ = np.array([by[lab]["success_rate"] for lab in labels])
-            err = np.array([[succ[i] - by[lab]["success_lo"], by[lab]["success_hi"] - succ[i]]
-                            for i, lab in enumerate(labels)]).T
+            err = np.clip([[succ[i] - by[lab]["success_lo"], by[lab]["success_hi"] - succ[i]]
+                           for i, lab in enumerate(labels)], 0, None).T
             ax.bar(x, succ, width, yerr=err, capsize=2, color=f"C{j}", label=ex, error_kw=dict(lw=0.7))
             fail = [by[lab]["failure_rate"] for lab in labels]
             ax.scatter(x, fail, marker="_", s=120, color="k", lw=1.5, zorder=3,

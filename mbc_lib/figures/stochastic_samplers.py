@@ -43,7 +43,7 @@ def plot_bridge_and_spread(result) -> plt.Figure:
             rows = [result.get(task, K, e, S) for e in etas]
             c = _STEP_COLORS[i % len(_STEP_COLORS)]
             b = np.array([r["bridge"] for r in rows])
-            err = np.array([[r["bridge"] - r["bridge_lo"] for r in rows], [r["bridge_hi"] - r["bridge"] for r in rows]])
+            err = np.clip([[r["bridge"] - r["bridge_lo"] for r in rows], [r["bridge_hi"] - r["bridge"] for r in rows]], 0, None)  # ≥ 0: an interval edge can sit a rounding error inside its estimate
             top.errorbar(etas, b, yerr=err, fmt="o-", color=c, capsize=3, label=f"S = {S} steps")
             top.plot(etas, [r["floor"] for r in rows], "o--", mfc="none", color=c, lw=0.9,
                      label=r"floor at $\hat L$" if i == 0 else None)

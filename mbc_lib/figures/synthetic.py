@@ -144,7 +144,7 @@ def plot_steps(result: SyntheticResult, families: Sequence[str] = TRANSPORT) -> 
             for r in rows:
                 if np.isfinite(r["floor"]) and r["floor"] > 0:
                     lo = min(lo, r["floor"], max(r["off_support"], 1e-4))
-                    ax3.errorbar(r["floor"], max(r["off_support"], 1e-4), yerr=[[0], [r["off_support_hi"] - r["off_support"]]],
+                    ax3.errorbar(r["floor"], max(r["off_support"], 1e-4), yerr=[[0], [max(r["off_support_hi"] - r["off_support"], 0.0)]],
                                  fmt="o" if fam == "flow" else "s", color=f"C{i}", ms=4 + np.log2(r["knob_value"]),
                                  mfc=f"C{i}" if fam == "flow" else "none", alpha=0.8, lw=0.8)
         ax.set_xscale("log", base=2)
