@@ -271,7 +271,7 @@ def run_grid(name: str, seeds: Sequence[int] | str | int | None = None, profile:
         _ray()  # a missing extra fails before anything runs
     cacheable = use_cache and not options
     cached = {s: rows for s in seed_list if cacheable and (rows := cache.load(name, prof, s)) is not None}
-    todo = [c for c in cells(name, prof, [s for s in seed_list if s not in cached], **options)]
+    todo = cells(name, prof, [s for s in seed_list if s not in cached], **options)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"{name} cells ({backend})", disable=not progress_enabled(progress) or not todo)
     try:
