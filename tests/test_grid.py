@@ -99,6 +99,30 @@ def test_the_cache_is_shared_per_seed(monkeypatch, tmp_path):
     assert calls == [0, 1, 2, 3]
 
 
+def test_a_grid_of_some_settings_caches_each_cell(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_rows(profile, seed, settings=None, **options):
+        calls.append((seed, tuple(settings[0])))
+        task, K, delta = settings[0]
+        return [{"family": "regression", "task": task, "K": K, "delta": delta, "knob_value": 0.0, "value": seed + K}]
+
+    split = grid.Split(lambda profile: [("fork", 2, 3.0), ("fork", 3, 3.0)], fake_rows,
+                       grid.SPLITS["synthetic"].order)
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    monkeypatch.setitem(experiments.EXPERIMENTS, "fakesplit", lambda profile=None, seed=0: [])
+    monkeypatch.setitem(grid.SPLITS, "fakesplit", split)
+    one = [("fork", 3, 3.0)]
+    first = grid.run_grid("fakesplit", "0-1", profile="fast", use_cache=True, progress=False, settings=one)
+    assert calls == [(0, one[0]), (1, one[0])] and [r["value"] for r in first.rows] == [3, 4]
+    assert sorted(f.name.split("-")[0] for f in tmp_path.glob("*.json")) == ["fakesplit__fork_3_3p0"] * 2
+    again = grid.run_grid("fakesplit", "1-2", profile="fast", use_cache=True, progress=False, settings=one)
+    assert calls == [(0, one[0]), (1, one[0]), (2, one[0])]  # seed 1's cell was read, seed 2's computed
+    assert [(r["seed"], r["value"]) for r in again.rows] == [(1, 4), (2, 5)]
+    grid.run_grid("fakesplit", [1], profile="fast", progress=False, settings=one)  # without use_cache: computed
+    assert len(calls) == 4
+
+
 def test_across_seeds_gives_mean_and_spread():
     rows = [{"seed": s, "family": f, "coverage": c, "off": o}
             for s, f, c, o in [(0, "a", 0.5, 0.1), (1, "a", 0.7, math.nan), (2, "a", 0.9, 0.3), (0, "b", 1.0, 0.0)]]

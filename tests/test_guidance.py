@@ -135,3 +135,31 @@ def test_executor_effect_reads_chapter_8_for_the_generative_families():
     assert {e["policy"]: e["change"] for e in eff} == {"diffusion": 1, "cvae β=10": -1}  # regression left out
     assert guidance.executor_effect(guidance.Evidence("fast", 0, {"robot": rows}), "half chunk") == []
     assert guidance.executor_effect(guidance.Evidence("fast", 0, {})) == []
+
+
+def test_the_advice_is_asked_of_every_training_seed(monkeypatch, tmp_path):
+    """Seed 0's rows come from the evidence, the other seeds' cells from the grid (computed once, then cached)."""
+    from mbc_lib.experiments import grid
+
+    def rows(seed):
+        flow = 0.99 if seed != 1 else 0.5  # seed 1's flow lost a mode: the mixture is its best candidate
+        return [{**r, "delta": 3.0} for r in (_row("mixture", 3, 0.95, 0.3), _row("flow", 3, flow, 0.33, "steps", 16.0))]
+
+    calls = []
+
+    def fake_rows(profile, seed, settings=None, **options):
+        calls.append(seed)
+        assert settings == [("fork", 3, 3.0)]
+        return rows(seed)
+
+    monkeypatch.setenv("MBC_CACHE", str(tmp_path))
+    monkeypatch.setitem(grid.SPLITS, "synthetic", grid.Split(lambda p: [], fake_rows, grid.SPLITS["synthetic"].order))
+    ev = guidance.Evidence("fast", 0, {"synthetic": rows(0) + [{**_row("vq", 2, 1.0, 0.5), "delta": 3.0}]})
+    recs = guidance.recommend_across_seeds(ev, ("fork", 3, 3.0), [0, 1, 2], max_nfe=16)
+    assert list(recs) == [0, 1, 2] and calls == [1, 2]
+    assert [recs[s].choice.family for s in (0, 1, 2)] == ["flow", "mixture", "flow"]
+    assert all(r.choice.K == 3 and r.choice.n_settings == 1 for r in recs.values())  # only the one setting
+    again = guidance.recommend_across_seeds(ev, ("fork", 3, 3.0), [0, 1, 2], max_nfe=1)
+    assert calls == [1, 2] and {r.choice.family for r in again.values()} == {"mixture"}  # cached cells, no retraining
+    with pytest.raises(ValueError, match="no setting"):
+        guidance.recommend_across_seeds(ev, ("ring", 4, 3.0), [0], max_nfe=16)

@@ -14,7 +14,9 @@ setting and seed, and the other cells' rows are kept.
 
 Results go through the same cache as :func:`mbc_lib.experiments.run`: with ``use_cache=True`` a seed whose
 table is cached is not recomputed, and a seed whose cells all succeeded is stored — so a cluster run and a
-laptop build share tables. :func:`across_seeds` turns the rows into mean and min–max per metric.
+laptop build share tables. A grid restricted to some settings (``settings=[...]``) caches each (setting, seed)
+cell on its own, so a later chapter asking for the same cells reads them. :func:`across_seeds` turns the rows
+into mean and min–max per metric.
 """
 from __future__ import annotations
 
@@ -88,6 +90,15 @@ class Cell:
     def label(self) -> str:
         where = "" if self.setting is None else " " + " ".join(str(x) for x in self.setting)
         return f"{self.name}{where} seed {self.seed}"
+
+    @property
+    def cache_name(self) -> str | None:
+        """The cache entry of this cell alone (a setting of a :data:`SPLITS` experiment, no other options), e.g.
+        ``synthetic__fork_3_3p0``; ``None`` for a whole-experiment cell or one with options."""
+        if self.setting is None or self.options:
+            return None
+        part = "_".join(str(x).replace(".", "p").replace("-", "m") for x in self.setting)
+        return f"{self.name}__{''.join(c if c.isalnum() else '_' for c in part)}"
 
 
 @dataclass
@@ -246,8 +257,8 @@ def run_grid(name: str, seeds: Sequence[int] | str | int | None = None, profile:
 
     ``backend``: ``"local"`` (in this process) or ``"ray"`` (``address``: a cluster to join, else a local
     Ray with ``num_cpus`` cores, default all; each cell gets ``threads`` CPU threads). ``use_cache``: reuse
-    and store each seed's table as :func:`mbc_lib.experiments.run` does (only for the profile's own grid,
-    i.e. without ``options``). ``options``: keyword arguments of the experiment's sweep for a smaller grid
+    and store each seed's table as :func:`mbc_lib.experiments.run` does (for the profile's own grid), or
+    each (setting, seed) cell (for a grid given only ``settings=[...]``). ``options``: keyword arguments of the experiment's sweep for a smaller grid
     (experiments of :data:`SPLITS` only, e.g. ``families=("regression",)``, ``settings=[...]``).
     A progress bar counts cells; failed cells are in ``.failed`` and a warning names them."""
     from tqdm.auto import tqdm
@@ -272,6 +283,9 @@ def run_grid(name: str, seeds: Sequence[int] | str | int | None = None, profile:
     cacheable = use_cache and not options
     cached = {s: rows for s in seed_list if cacheable and (rows := cache.load(name, prof, s)) is not None}
     todo = cells(name, prof, [s for s in seed_list if s not in cached], **options)
+    cell_cached = {c: rows for c in todo
+                   if use_cache and c.cache_name and (rows := cache.load(c.cache_name, prof, c.seed)) is not None}
+    todo = [c for c in todo if c not in cell_cached]
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"{name} cells ({backend})", disable=not progress_enabled(progress) or not todo)
     try:
@@ -281,6 +295,11 @@ def run_grid(name: str, seeds: Sequence[int] | str | int | None = None, profile:
             done, failed = _run_ray(todo, bar, address, num_cpus, threads)
     finally:
         bar.close()
+    for c, rows in done.items():
+        if use_cache and c.cache_name:
+            _store(c.cache_name, [{k: v for k, v in r.items() if k != "seed"} for r in rows], prof, c.seed)
+    done.update({c: [{"seed": c.seed, **r} for r in rows] for c, rows in cell_cached.items()})
+    todo += list(cell_cached)
     result = GridResult(name, prof, tuple(seed_list), backend=backend, cached_seeds=tuple(sorted(cached)))
     bad_seeds = {f.cell.seed for f in failed}
     for s in seed_list:

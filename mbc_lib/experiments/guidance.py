@@ -32,7 +32,7 @@ from .tables import executor_effect as _executor_effect
 
 __all__ = [
     "FAMILIES", "SOURCES", "Evidence", "Candidate", "Recommendation", "gather", "nfe", "candidates",
-    "recommend", "default_executor", "robot_scorecard", "executor_effect",
+    "recommend", "recommend_across_seeds", "default_executor", "robot_scorecard", "executor_effect",
 ]
 
 FAMILIES = ("regression", "cvae", "vq", "mixture", "diffusion", "flow", "autoregressive")
@@ -195,6 +195,30 @@ def recommend(evidence: Evidence, K: int, max_nfe: int = 16, need_all_modes: boo
         reason = (f"{choice.label}: highest measured {what} = {choice.score(need_all_modes):.2f} "
                   f"within {max_nfe} evaluation(s) per chunk{note}")
     return Recommendation(K, max_nfe, need_all_modes, choice, ok, excluded, reason)
+
+
+def recommend_across_seeds(evidence: Evidence, setting: tuple[str, int, float], seeds: Sequence[int],
+                           max_nfe: int = 16, need_all_modes: bool = True) -> dict[int, Recommendation]:
+    """:func:`recommend` for one of chapter 7's settings ``(task, K, Δc)``, once per training seed: what
+    each trained model would advise for ``K`` modes. ``evidence.seed``'s rows come from ``evidence``; the
+    other seeds' cells from :func:`mbc_lib.experiments.grid.run_grid` (read from the cache when chapter 7
+    computed them, else trained here). Returns {seed: recommendation}, in the order of ``seeds``."""
+    from .grid import run_grid
+
+    task, K, delta = str(setting[0]), int(setting[1]), float(setting[2])
+    mine = lambda r: (r["task"], int(r["K"]), float(r["delta"])) == (task, K, delta)  # noqa: E731
+    by_seed: dict[int, Rows] = {int(evidence.seed): [r for r in evidence.rows("synthetic") if mine(r)]}
+    others = [int(s) for s in seeds if int(s) != int(evidence.seed)]
+    if others:
+        more = run_grid("synthetic", others, profile=evidence.profile, use_cache=True, settings=[(task, K, delta)])
+        if more.failed:
+            raise RuntimeError("chapter 7's cells failed: " + "; ".join(f"{f.cell.label}: {f.error}" for f in more.failed))
+        for s, rows in more.by_seed().items():
+            by_seed[s] = rows
+    if not by_seed[int(evidence.seed)]:
+        raise ValueError(f"chapter 7's table at seed {evidence.seed} has no setting {setting!r}")
+    return {int(s): recommend(Evidence(evidence.profile, int(s), {"synthetic": by_seed[int(s)]}), K, max_nfe,
+                              need_all_modes) for s in seeds}
 
 
 def default_executor(profile: str | None = None) -> str:
