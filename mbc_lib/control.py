@@ -11,9 +11,16 @@ action is sent to the environment at each step:
   queried at ``t−H+1 … t``, with weights ``w_i = exp(−m·i)``, ``i = 0`` the *oldest*
   prediction (normalised to sum to 1). Averaging predictions that come from
   different modes is exactly how ensembling can average across modes (chapter 2).
+* **coherent choice** (``coherence = M``, with either of the above) — a query draws ``M`` chunks and keeps,
+  per environment, the one that best continues the previous chunk: the smallest squared distance between
+  its first actions and the previous chunk's actions not yet reached (its last action when the whole chunk
+  was executed). It conditions the new chunk on the previous one at sampling time, without retraining —
+  the backward-coherence half of Bidirectional Decoding (Liu et al. 2024) — so a multimodal policy
+  re-queried while the state is still ambiguous tends to stay in the mode it chose.
 
 The executor never touches the policy's internals: it calls ``policy.sample(obs, 1)``
-(or any callable ``obs [B, obs_dim] -> chunk [B, H, d]``).
+(or any callable ``obs [B, obs_dim] -> chunk [B, H, d]``); a coherent executor calls
+``policy.sample(obs, M)``.
 """
 from __future__ import annotations
 
@@ -61,9 +68,12 @@ class ChunkExecutor:
         n_action_steps: actions executed from each chunk before re-querying
             (default H; ignored with temporal ensembling, which queries every step).
         temporal_ensemble: the coefficient ``m`` of ACT's weights, or ``None`` for the queue.
+        coherence: ``M`` ≥ 2 chunks drawn per query, the one that best continues the previous chunk kept
+            (module docstring); ``None`` draws one.
     """
 
-    def __init__(self, chunk_len: int, n_action_steps: int | None = None, temporal_ensemble: float | None = None):
+    def __init__(self, chunk_len: int, n_action_steps: int | None = None, temporal_ensemble: float | None = None,
+                 coherence: int | None = None):
         if not isinstance(chunk_len, int) or isinstance(chunk_len, bool) or chunk_len < 1:
             raise ValueError(f"chunk_len must be an integer >= 1, got {chunk_len!r}")
         n_action_steps = chunk_len if n_action_steps is None else n_action_steps
@@ -71,6 +81,11 @@ class ChunkExecutor:
             raise ValueError(f"n_action_steps must be an integer in [1, chunk_len={chunk_len}], got {n_action_steps!r}")
         if temporal_ensemble is not None:
             temporal_ensemble = _coefficient(temporal_ensemble, "temporal_ensemble")
+        if coherence is not None and (isinstance(coherence, bool) or not isinstance(coherence, numbers.Integral)
+                                      or coherence < 2):
+            raise ValueError(f"coherence (chunks drawn per query, the most coherent kept) must be an integer >= 2, or "
+                             f"None to draw one, got {coherence!r}")
+        self.coherence = None if coherence is None else int(coherence)
         self.chunk_len = chunk_len
         self.n_action_steps = n_action_steps
         self.m = temporal_ensemble
@@ -78,23 +93,49 @@ class ChunkExecutor:
 
     def __repr__(self) -> str:
         mode = f"temporal_ensemble={self.m}" if self.m is not None else f"n_action_steps={self.n_action_steps}"
-        return f"ChunkExecutor(chunk_len={self.chunk_len}, {mode})"
+        more = f", coherence={self.coherence}" if self.coherence else ""
+        return f"ChunkExecutor(chunk_len={self.chunk_len}, {mode}{more})"
 
     def reset(self) -> None:
         """Forget all queued actions and past predictions (call at episode start)."""
         self.t = 0
         self._queue: deque[Tensor] = deque()  # queued actions, each [B, d]
         self._past: deque[tuple[int, Tensor]] = deque()  # (query step, chunk [B, H, d]), oldest first
+        #: the latest query: (the executor's step when it was made, the chunk it executes [B, H, d]), or None
+        self.last_query: tuple[int, Tensor] | None = None
         self.queries = 0
 
     def _query(self, obs: Tensor, policy) -> Tensor:
-        chunk = policy.sample(obs, 1)[:, 0] if hasattr(policy, "sample") else policy(obs)
+        if self.coherence is None:
+            chunk = policy.sample(obs, 1)[:, 0] if hasattr(policy, "sample") else policy(obs)
+        elif not hasattr(policy, "sample"):
+            raise ValueError(f"a coherent executor draws {self.coherence} chunks per query with policy.sample(obs, M); "
+                             f"{type(policy).__name__} has no sample method (use coherence=None)")
+        else:
+            chunk = self._coherent(policy.sample(obs, self.coherence))
         if chunk.ndim != 3 or chunk.shape[0] != obs.shape[0] or chunk.shape[1] != self.chunk_len:
             raise ValueError(
                 f"the policy must return chunks [B={obs.shape[0]}, H={self.chunk_len}, d], got {tuple(chunk.shape)}"
             )
         self.queries += 1
+        self.last_query = (self.t, chunk)
         return chunk
+
+    def _coherent(self, cands: Tensor) -> Tensor:
+        """Of ``cands [B, M, H, d]``, per environment the chunk that best continues the previous one ``[B, H, d]``
+        (the first candidate at an episode's first query)."""
+        if cands.ndim != 4 or cands.shape[2] != self.chunk_len:
+            raise ValueError(f"policy.sample(obs, M) must return [B, M, H={self.chunk_len}, d], got {tuple(cands.shape)}")
+        if self.last_query is None:
+            return cands[:, 0]
+        t0, prev = self.last_query
+        done = self.t - t0  # actions of the previous chunk already reached
+        if done < self.chunk_len:
+            err = (cands[:, :, : self.chunk_len - done] - prev[:, None, done:]).square().sum(dim=(2, 3))
+        else:
+            err = (cands[:, :, 0] - prev[:, None, -1]).square().sum(dim=-1)
+        best = err.argmin(dim=1)  # [B]
+        return cands[torch.arange(cands.shape[0], device=cands.device), best]
 
     @torch.no_grad()
     def act(self, obs: Tensor, policy: Callable[[Tensor], Tensor]) -> Tensor:
@@ -119,13 +160,15 @@ class ChunkExecutor:
 class ExecutorSpec:
     """A named way of executing chunks, independent of the chunk length: ``n_action_steps`` (an int,
     ``"H"`` = the whole chunk, ``"H/2"`` = half of it) or temporal ensembling with coefficient
-    ``temporal_ensemble`` (m). :meth:`build` makes the :class:`ChunkExecutor` for chunks of H steps."""
+    ``temporal_ensemble`` (m), optionally with a coherent choice among ``coherence`` drawn chunks.
+    :meth:`build` makes the :class:`ChunkExecutor` for chunks of H steps."""
 
     label: str
     n_action_steps: int | str | None = None
     temporal_ensemble: float | None = None
+    coherence: int | None = None
 
     def build(self, H: int) -> ChunkExecutor:
         steps = H if self.n_action_steps == "H" else (max(1, H // 2) if self.n_action_steps == "H/2" else self.n_action_steps)
         return ChunkExecutor(H, n_action_steps=steps if self.temporal_ensemble is None else None,
-                             temporal_ensemble=self.temporal_ensemble)
+                             temporal_ensemble=self.temporal_ensemble, coherence=self.coherence)

@@ -208,20 +208,23 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     # chapters 8-9, failure attribution and switching: on each task of `envs` (K modes), every variant of
     # mbc_lib.experiments.failures.POLICIES in `policies` trained on n_demos expert episodes with chunks of
     # chunk_len, those in `switch_policies` also at every H of Hs; each rolled out for n_eval recorded episodes
-    # with every executor in `executors`, free and (families that can) committed once per episode
+    # with every executor in `executors` (a ", coherent" one keeps, of 8 chunks drawn per query, the one that best
+    # continues the previous chunk), free and (families that can) committed once per episode
     "failures": {
         "fast": dict(envs=("PathGaps", "PushDivider"), K=2, n_demos=64, chunk_len=8, Hs=(4, 8, 16), steps=300,
                      width=64, depth=2, batch_size=256, lr=3e-3, latent_dim=2, n_eval=16,
-                     policies=("cvae",), switch_policies=("cvae",), executors=("whole chunk", "ensemble m=0.01")),
+                     policies=("cvae",), switch_policies=("cvae",),
+                     executors=("whole chunk", "ensemble m=0.01", "whole chunk, coherent")),
         "standard": dict(envs=("PathGaps", "PushDivider"), K=2, n_demos=128, chunk_len=8, Hs=(4, 8, 16), steps=800,
                          width=128, depth=3, batch_size=256, lr=1e-3, latent_dim=2, n_eval=32,
                          policies=("cvae",), switch_policies=("cvae",),
-                         executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+                         executors=("whole chunk", "half chunk", "ensemble m=0.01", "whole chunk, coherent")),
         "full": dict(envs=("PathGaps", "PushDivider", "PushBins"), K=2, n_demos=512, chunk_len=8, Hs=(4, 8, 16),
                      steps=2000, width=256, depth=3, batch_size=512, lr=1e-3, latent_dim=2, n_eval=128,
                      policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
                      switch_policies=("cvae", "vq", "mixture", "diffusion", "flow"),
-                     executors=("whole chunk", "half chunk", "ensemble m=0.01")),
+                     executors=("whole chunk", "half chunk", "ensemble m=0.01", "whole chunk, coherent",
+                                "half chunk, coherent")),
     },
     # stochastic samplers: one diffusion policy per setting (fork K = 2, 3; ring K = 4; Δc = 3, σ = 0.1, H = 8),
     # sampled with every η of `etas` at every count of sampler_steps; measured at n_obs observations with n_samples

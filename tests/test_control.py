@@ -126,6 +126,46 @@ def test_temporal_ensembling_averages_across_modes():
     assert float(ex.act(obs, lambda o: next(chunks))) == 0.0
 
 
+# -- coherent choice ---------------------------------------------------------------------------
+class TwoModePolicy:
+    """Every draw is a constant chunk in mode +1 or −1 at random: ``sample(obs, n) -> [B, n, H, 1]``."""
+
+    def __init__(self, chunk_len: int, seed: int = 0):
+        self.H, self.g = chunk_len, torch.Generator().manual_seed(seed)
+
+    def sample(self, obs: torch.Tensor, n: int = 1) -> torch.Tensor:
+        sign = torch.randint(0, 2, (obs.shape[0], n, 1, 1), generator=self.g).float() * 2 - 1
+        return sign.expand(-1, -1, self.H, 1)
+
+
+def _switches(executor: ChunkExecutor, steps: int = 64, B: int = 16) -> int:
+    acts = torch.tensor(run(executor, TwoModePolicy(4), steps, B=B))  # [steps, B]
+    return int((acts[1:] != acts[:-1]).sum())
+
+
+@pytest.mark.parametrize("steps", [None, 2, 1])
+def test_a_coherent_executor_keeps_the_mode_the_first_chunk_chose(steps):
+    """With 8 draws per query, almost every query has a draw in the previous chunk's mode (all but 2⁻⁸):
+    the coherent executor keeps it; the plain executor switches at about half of its queries."""
+    assert _switches(ChunkExecutor(4, n_action_steps=steps)) > 100
+    assert _switches(ChunkExecutor(4, n_action_steps=steps, coherence=8)) <= 2
+
+
+def test_a_coherent_choice_continues_the_actions_not_yet_reached():
+    """After 1 of 3 steps the new chunk is compared with the previous chunk's steps 1..2; after a whole chunk,
+    with its last action."""
+    ex = ChunkExecutor(3, n_action_steps=1, coherence=2)
+    first = torch.tensor([[[0.0], [1.0], [2.0]]])
+    cands = [torch.stack([first[0], first[0]])[None],  # the first query: candidate 0
+             torch.tensor([[[[5.0], [5.0], [5.0]], [[1.0], [2.0], [9.0]]]])]  # candidate 1 continues 1, 2
+    policy = type("P", (), {"sample": lambda self, obs, n: cands.pop(0)})()
+    assert float(ex.act(torch.zeros(1, 1), policy)) == 0.0
+    assert float(ex.act(torch.zeros(1, 1), policy)) == 1.0
+    whole = ChunkExecutor(2, coherence=2)
+    cands = [torch.tensor([[[[0.0], [3.0]], [[0.0], [3.0]]]]), torch.tensor([[[[-3.0], [0.0]], [[2.5], [0.0]]]])]
+    assert [float(whole.act(torch.zeros(1, 1), policy)) for _ in range(3)] == [0.0, 3.0, 2.5]
+
+
 # -- validation -------------------------------------------------------------------------------
 def test_executor_validation():
     with pytest.raises(ValueError, match="chunk_len"):
@@ -136,6 +176,11 @@ def test_executor_validation():
         ChunkExecutor(chunk_len=3, n_action_steps=0)
     with pytest.raises(ValueError, match="m must be >= 0"):
         ChunkExecutor(chunk_len=3, temporal_ensemble=-0.1)
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="coherence"):
+            ChunkExecutor(chunk_len=3, coherence=bad)
+    with pytest.raises(ValueError, match="no sample method"):
+        ChunkExecutor(chunk_len=3, coherence=4).act(torch.zeros(2, 1), lambda o: torch.zeros(2, 3, 1))
     ex = ChunkExecutor(chunk_len=3)
     with pytest.raises(ValueError, match="must return chunks"):
         ex.act(torch.zeros(2, 1), lambda o: torch.zeros(2, 4, 1))  # H = 4, not 3

@@ -75,14 +75,17 @@ def test_the_failure_study_is_registered_and_cached(monkeypatch, tmp_path):
 
     monkeypatch.setenv("MBC_CACHE", str(tmp_path))
     tiny = dict(profiles.BUDGETS["failures"]["fast"], envs=("PathGaps",), Hs=(4, 8), policies=("cvae",),
-                switch_policies=("cvae",), executors=("whole chunk",), steps=50, n_demos=16, n_eval=4)
+                switch_policies=("cvae",), executors=("whole chunk", "whole chunk, coherent"), steps=50, n_demos=16,
+                n_eval=4)
     monkeypatch.setitem(profiles.BUDGETS["failures"], "fast", tiny)
     result = experiments.run("failures", profile="fast", seed=0, use_cache=True, keep_result=True)
     assert isinstance(result, failures.FailureStudy) and result.Hs == [4, 8]
     stored = cache.load("failures", "fast", 0)
-    assert stored is not None and len(stored) == 1 + 2 * 2  # the expert + cvae at two H, free and committed
-    assert {(r["H"], r["committed"]) for r in stored if r["policy"] == "cvae"} == {(4, False), (4, True), (8, False),
-                                                                                 (8, True)}
+    # the expert + cvae at two H: whole chunks free and committed, coherent free only (one fixed draw has no choice)
+    assert stored is not None and len(stored) == 1 + 2 * 3
+    assert {(r["H"], r["executor"], r["committed"]) for r in stored if r["policy"] == "cvae"} == {
+        (H, ex, c) for H in (4, 8) for ex, c in (("whole chunk", False), ("whole chunk", True),
+                                                 ("whole chunk, coherent", False))}
     assert experiments.run("failures", profile="fast", seed=0, use_cache=True) == stored
     assert experiments.CHAPTER_OF["failures"] == 8
 

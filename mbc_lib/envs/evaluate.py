@@ -123,19 +123,6 @@ def _default_executor(policy) -> ChunkExecutor:
     return ChunkExecutor(H)
 
 
-class _QueryLog:
-    """The policy as the executor sees it (a callable ``obs -> [B, H, d]``, the same call the executor
-    would make), logging each query: the step it happened at and the chunk it returned."""
-
-    def __init__(self, policy):
-        self.policy, self.step, self.log = policy, 0, []
-
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        chunk = self.policy.sample(obs, 1)[:, 0] if hasattr(self.policy, "sample") else self.policy(obs)
-        self.log.append((self.step, chunk.detach().to("cpu", torch.float64).numpy()))
-        return chunk
-
-
 def _policy_device(policy, device) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -217,16 +204,17 @@ def evaluate(
                 executor.reset()
                 if hasattr(policy, "begin_episodes"):
                     policy.begin_episodes(sim.n)
-                queries = _QueryLog(policy) if record else policy
+                query_log: list[tuple[int, np.ndarray]] = []  # (step, the chunk the executor chose [B, H, d])
                 qlog = [[sim.qpos[i].copy()] for i in range(sim.n)] if record else None
                 slog = [[s] for s in sim.state()] if record else None
                 flog = [[f] for f in sim.flags[task.failure_key]] if record else None
                 alog: list[list[np.ndarray]] = [[] for _ in range(sim.n)]
                 while not sim.done.all():
                     running = ~sim.done
-                    if record:
-                        queries.step = int(sim.steps.max())  # running episodes are all at this step
-                    actions = executor.act(policy_obs(obs, obs_type).to(dev), queries)
+                    made = executor.queries
+                    actions = executor.act(policy_obs(obs, obs_type).to(dev), policy)
+                    if record and executor.queries > made:  # running episodes are all at the same step
+                        query_log.append((int(sim.steps.max()), executor.last_query[1].detach().to("cpu", torch.float64).numpy()))
                     actions = actions.detach().to("cpu", torch.float64).numpy()
                     if actions.ndim != 2 or actions.shape[0] != sim.n:
                         raise ValueError(f"the executor returned actions of shape {actions.shape}, expected [{sim.n}, 2]")
@@ -252,7 +240,7 @@ def evaluate(
                     flag_all += [np.array(f, bool) for f in flog]
                     act_all += [np.stack(a) if a else np.zeros((0, task.action_dim)) for a in alog]
                     for i in range(sim.n):  # the queries made while episode i was still running
-                        mine = [(t, c[i]) for t, c in queries.log if t < sim.steps[i]]
+                        mine = [(t, c[i]) for t, c in query_log if t < sim.steps[i]]
                         query_all.append(np.array([t for t, _ in mine], np.int64))
                         chunk_all.append(np.stack([c for _, c in mine]) if mine else np.zeros((0, 0, task.action_dim)))
             sim.close()

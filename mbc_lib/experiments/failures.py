@@ -7,9 +7,10 @@ fails in closed loop) we
    chunks of length ``chunk_len`` (:func:`mbc_lib.fitting.fit`), and the variants of ``switch_policies``
    also at every other chunk length of ``Hs``;
 2. roll each model out for ``n_eval`` recorded episodes with every executor of :data:`EXECUTORS` (whole
-   chunk, half chunk, temporal ensembling) — and, for the families that can, **committed**: the
-   policy's random choice (:data:`COMMITMENT`) drawn once per episode and reused at every query
-   (:class:`CommittedPolicy`);
+   chunk, half chunk, temporal ensembling, and **coherent** executors that keep, of several chunks drawn per
+   query, the one that best continues the previous chunk: :class:`mbc_lib.control.ChunkExecutor`) — and, for
+   the families that can and the executors that are not coherent, **committed**: the policy's random choice
+   (:data:`COMMITMENT`) drawn once per episode and reused at every query (:class:`CommittedPolicy`);
 3. label every executed chunk with the mode it belongs to and give every failed episode its first cause —
    drift, an averaged or off-support chunk, a bridge chunk, or a switch that abandoned a feasible mode
    (:mod:`mbc_lib.envs.attribution`, where the definitions are) — and count switches per episode.
@@ -187,6 +188,8 @@ def study(envs_: Sequence[str] | None = None, Hs: Sequence[int] | None = None, l
                         for committed in variants:
                             runner = CommittedPolicy(policy) if committed else policy
                             for ex in ex_list:
+                                if committed and EXECUTORS[ex].coherence:  # one fixed draw: nothing to choose from
+                                    continue
                                 res = envs.evaluate(runner, eid, n_episodes=n_eval, seed=seed + 1000,
                                                     executor=EXECUTORS[ex].build(H), batch_size=n_eval, K=K,
                                                     record=True, progress=False, device=dev)

@@ -74,6 +74,9 @@ EXECUTORS: dict[str, ExecutorSpec] = {
         ExecutorSpec("every step", n_action_steps=1),
         ExecutorSpec("ensemble m=0.01", temporal_ensemble=0.01),  # ACT's coefficient
         ExecutorSpec("ensemble m=0.5", temporal_ensemble=0.5),
+        # 8 chunks drawn per query, the one that best continues the previous chunk kept (control.ChunkExecutor)
+        ExecutorSpec("whole chunk, coherent", n_action_steps="H", coherence=8),
+        ExecutorSpec("half chunk, coherent", n_action_steps="H/2", coherence=8),
     )
 }
 
@@ -98,7 +101,7 @@ def executor(spec: ExecutorSpec | str | dict[str, Any], chunk_len: int) -> tuple
     """``(label, ChunkExecutor)`` for a policy with chunks of ``chunk_len`` steps.
 
     ``spec`` is a label of :data:`EXECUTORS`, an :class:`~mbc_lib.control.ExecutorSpec`,
-    or a dict ``{"n_action_steps": int, "temporal_ensemble": float | None}``. Raises ``ValueError``
+    or a dict ``{"n_action_steps": int, "temporal_ensemble": float | None, "coherence": int | None}``. Raises ``ValueError``
     for an unknown label, ``n_action_steps`` outside ``[1, chunk_len]`` or a negative coefficient.
     """
     if isinstance(spec, str):
@@ -107,12 +110,13 @@ def executor(spec: ExecutorSpec | str | dict[str, Any], chunk_len: int) -> tuple
                              "{'n_action_steps': n} / {'temporal_ensemble': m}")
         spec = EXECUTORS[spec]
     elif isinstance(spec, dict):
-        unknown = set(spec) - {"n_action_steps", "temporal_ensemble"}
+        unknown = set(spec) - {"n_action_steps", "temporal_ensemble", "coherence"}
         if unknown:
-            raise ValueError(f"executor settings are n_action_steps and temporal_ensemble, got {sorted(unknown)}")
-        n, m = spec.get("n_action_steps"), spec.get("temporal_ensemble")
+            raise ValueError(f"executor settings are n_action_steps, temporal_ensemble and coherence, got {sorted(unknown)}")
+        n, m, c = spec.get("n_action_steps"), spec.get("temporal_ensemble"), spec.get("coherence")
         label = f"ensemble m={m:g}" if m is not None else f"{n if n is not None else 'H'} of {chunk_len} steps"
-        spec = ExecutorSpec(label, n_action_steps=n if n is not None else "H", temporal_ensemble=m)
+        label += f", coherent of {c}" if c is not None else ""
+        spec = ExecutorSpec(label, n_action_steps=n if n is not None else "H", temporal_ensemble=m, coherence=c)
     elif not isinstance(spec, ExecutorSpec):
         raise ValueError(f"executor must be a label, an ExecutorSpec or a dict, got {type(spec).__name__}")
     m = spec.temporal_ensemble

@@ -166,12 +166,13 @@ def split_table(rows: list[dict[str, Any]], envs_: Sequence[str] | None = None, 
 
 def switch_table(rows: list[dict[str, Any]], env: str, policy: str) -> str:
     """A Markdown table for one policy on one task: switches per episode and success per chunk length H
-    (rows) and executor, free → committed."""
+    (rows) and executor, free → committed (free only for an executor measured without commitment)."""
     sel = rows_where(rows, env=env, policy=policy)
     Hs = sorted({r["H"] for r in sel})
     executors = list(dict.fromkeys(r["executor"] for r in sel))
-    head = ["H"] + [f"{ex}: switches (free → committed)" for ex in executors] + \
-        [f"{ex}: success (free → committed)" for ex in executors]
+    both = {ex: bool(rows_where(sel, executor=ex, committed=True)) for ex in executors}
+    head = ["H"] + [f"{ex}: {m}" + (" (free → committed)" if both[ex] else "") for m in ("switches", "success")
+                    for ex in executors]
     lines = ["| " + " | ".join(head) + " |", "|---:" * len(head) + "|"]
     for H in Hs:
         cells = [str(H)]
@@ -181,6 +182,6 @@ def switch_table(rows: list[dict[str, Any]], env: str, policy: str) -> str:
                 com = _one(sel, H=H, executor=ex, committed=True)
                 a = "—" if free is None else fmt.format(free[metric])
                 b = "—" if com is None else fmt.format(com[metric])
-                cells.append(f"{a} → {b}")
+                cells.append(f"{a} → {b}" if both[ex] else a)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
