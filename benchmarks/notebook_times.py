@@ -7,8 +7,9 @@
 Long (minutes to an hour on 2 CPU cores), so ``make bench-book`` runs it and plain
 ``make bench`` does not. Each notebook is run by ``pytest --nbval-lax`` with
 ``MBC_PROFILE=fast`` in its own process (what CI does, one notebook at a time), ``--repeats``
-times; then ``jupyter-book build`` at ``MBC_PROFILE=standard`` into a temporary folder
-(the real ``_build`` is left alone). Wall times; load averages before and after each run.
+times; then the book build of ``make book`` (``tools/build_book.py``: chapters executed two at a time,
+then ``jupyter-book build``) at ``MBC_PROFILE=standard`` into a temporary folder (the real ``_build`` is
+left alone). Wall times; load averages before and after each run.
 
 Another profile, in parallel, keeping the executed notebooks (how the ``full`` profile is
 checked on a GPU machine)::
@@ -47,47 +48,17 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
 
 
 def _execute_one(nb: str, save: Path, deadline: float) -> None:
-    """Execute ``nb`` cell by cell in a fresh kernel; write the executed copy to ``save``; print a
-    JSON status line (``status``, ``slowest`` = [cell index, seconds]). Exit 1 if a cell failed."""
+    """Execute ``nb`` in a fresh kernel (``tools/build_book.execute_notebook``, within ``deadline`` seconds);
+    write the executed copy to ``save``; print a JSON status line (``status``, ``slowest`` = [cell index,
+    seconds]). Exit 1 if a cell failed."""
     import json
 
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    sys.path.insert(0, str(ROOT / "tools"))
+    from build_book import execute_notebook
 
-    t0 = time.perf_counter()
-    book = nbformat.read(ROOT / nb, as_version=4)
-    client = NotebookClient(book, timeout=max(1, int(deadline)), kernel_name="python3",
-                            resources={"metadata": {"path": str((ROOT / nb).parent)}})
-    status, times = "ok", []
-    with client.setup_kernel():
-        for i, cell in enumerate(book.cells):
-            left = deadline - (time.perf_counter() - t0)
-            if left <= 0:
-                status = f"deadline before cell {i}"
-                break
-            client.timeout = max(1, int(left))
-            c0 = time.perf_counter()
-            try:
-                client.execute_cell(cell, i)
-            except CellTimeoutError:
-                status = f"deadline in cell {i}"
-                break
-            except CellExecutionError as err:
-                status = f"error in cell {i}: {str(err).strip().splitlines()[-1][:200]}"
-                break
-            except Exception as err:  # a dead kernel, ...: reported, the executed part still saved
-                status = f"{type(err).__name__} in cell {i}: {str(err)[:200]}"
-                break
-            finally:
-                times.append((i, time.perf_counter() - c0))
-    save.mkdir(parents=True, exist_ok=True)
-    tmp = save / f".{Path(nb).name}.tmp"
-    nbformat.write(book, tmp)
-    tmp.replace(save / Path(nb).name)  # atomic: no half-written notebook
-    slowest = max(times, key=lambda t: t[1]) if times else (-1, 0.0)
-    print(json.dumps({"status": status, "slowest": [slowest[0], round(slowest[1], 1)]}))
-    sys.exit(0 if status == "ok" else 1)
+    result = execute_notebook(ROOT / nb, save / Path(nb).name, deadline, deadline=deadline)
+    print(json.dumps(result))
+    sys.exit(0 if result["status"] == "ok" else 1)
 
 
 def _run_parallel(notebooks: list[str], env: dict[str, str], args: argparse.Namespace) -> list[list[str]]:
@@ -173,14 +144,13 @@ def main() -> None:
     if not args.skip_book:
         with tempfile.TemporaryDirectory() as out:
             load_before = load_average()
-            t, rc, tail = _run([str(Path(py).parent / "jupyter-book"), "build", "-W", "-n", "--keep-going",
-                                "--path-output", out, "."],
+            t, rc, tail = _run([py, "tools/build_book.py", "--path-output", out],
                                {**base_env, "MBC_PROFILE": "standard", "MBC_STATIC_WIDGETS": "1"})
             if rc != 0:
                 print(tail, file=sys.stderr)
                 failed.append("book")
             print(table(["book build", "wall s", "status", "load before → after"],
-                        [["standard profile (jupyter-book build)", f"{t:.1f}", "ok" if rc == 0 else f"FAILED (rc {rc})",
+                        [["standard profile (tools/build_book.py, as make book)", f"{t:.1f}", "ok" if rc == 0 else f"FAILED (rc {rc})",
                           f"{load_before} → {load_average()}"]]))
     if failed:
         sys.exit(f"not clean: {', '.join(dict.fromkeys(failed))}")
