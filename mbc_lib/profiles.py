@@ -269,8 +269,10 @@ FULL_PROFILE_COST: dict[int, str] = {
     4: "about 7 min on a GPU (estimated); 38 min on 2 CPU cores (measured)",
     5: "a few minutes on a GPU (estimated); 10–14 min on 2 CPU cores (measured)",
     6: "3–4 min on a GPU (estimated); hours on a CPU",
-    7: "about 12 min on a GPU (estimated); hours on a CPU",
-    8: "7–8 min on a GPU (estimated); 35 min on 2 CPU cores (measured)",
+    7: "about 12 min on a GPU before the autoregressive token head joined it, and more now: on a CPU the token head "
+       "trains 5–8 times slower per step than a CVAE (measured on the robot tasks); hours on a CPU",
+    8: "7–8 min on a GPU before the third task, the token head and the failure attribution joined it, and more now "
+       "(estimated); 35 min on 2 CPU cores were measured before them, over an hour now (estimated)",
     9: "2–3 min on a GPU (estimated); 10–14 min on 2 CPU cores (measured)",
     10: "not yet measured on a GPU; hours on 2 CPU cores (estimated from its standard profile, which took about "
         "half an hour there)",
