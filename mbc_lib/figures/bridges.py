@@ -14,13 +14,19 @@ from .common import positive_or_nan as _pos
 __all__ = ["plot_crossing", "plot_steps", "plot_modes_sweep", "plot_floor_check", "plot_widths"]
 
 
+#: chunks drawn per panel of sampled chunks (thousands of overlapping curves look the same and draw slowly)
+N_DRAWN = 512
+
+
 def plot_crossing(st: BridgeStats) -> plt.Figure:
-    """Left: samples at the first observation (colour: mode; red: in no mode). Middle: one base
-    segment whose ends land in two modes — the image's lateral position at the last chunk step,
-    coloured by mode. Right: the stretch ‖Δa‖/‖Δε‖ along it, with L̂ and the median Jacobian norm."""
+    """Left: samples at the first observation (colour: mode; red: in no mode; at most :data:`N_DRAWN` drawn, the
+    title's bridge mass is over all of them). Middle: one base segment whose ends land in two modes — the image's
+    lateral position at the last chunk step, coloured by mode. Right: the stretch ‖Δa‖/‖Δε‖ along it, with L̂ and
+    the median Jacobian norm."""
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(11.5, 3.2), gridspec_kw={"width_ratios": [1.1, 1, 1]})
     fork = st.obs.shape[1] == 1  # fork: draw chunks relative to the observation; ring: the y coordinate
-    plot_chunks(ax1, st.samples, st.labels, offset=st.obs[:1, 0].expand(len(st.samples)) if fork else None, alpha=0.25)
+    n = min(len(st.samples), N_DRAWN)  # the samples are independent draws: the first n show the same picture
+    plot_chunks(ax1, st.samples[:n], st.labels[:n], offset=st.obs[:1, 0].expand(n) if fork else None, alpha=0.25)
     ax1.set_ylabel("lateral position − s" if fork else "y")
     ax1.set_title(f"{st.family}, {st.steps} steps: bridge {st.bridge[0]:.1%} (floor {st.floor[0]:.1%})", fontsize=9)
     if st.path is not None:
