@@ -102,15 +102,16 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     # chapter 8: every policy variant of mbc_lib.experiments.robot.POLICIES in `policies`, trained on n_demos
     # expert episodes of each task in `envs` with K in Ks (chunks of chunk_len), each rolled out for n_eval
     # episodes with every executor setting in `executors` (labels of robot.EXECUTORS), every failure attributed
-    # (the autoregressive family trains ~5x slower than the others on the CPU: full profile only)
     "robot": {
         "fast": dict(envs=("PathGaps", "PushDivider"), Ks=(2,), n_demos=64, chunk_len=8, steps=300, width=64, depth=2,
                      batch_size=256, lr=3e-3, n_eval=32,
-                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+                     policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow",
+                               "autoregressive"),
                      executors=("whole chunk", "ensemble m=0.01")),
         "standard": dict(envs=("PathGaps", "PushDivider"), Ks=(2,), n_demos=128, chunk_len=8, steps=800, width=128,
                          depth=3, batch_size=256, lr=1e-3, n_eval=64,
-                         policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow"),
+                         policies=("regression", "cvae", "cvae β=10", "vq", "mixture", "diffusion", "flow",
+                                   "autoregressive"),
                          executors=("whole chunk", "ensemble m=0.01")),  # half chunks: in BUDGETS["failures"]
         "full": dict(envs=("PathGaps", "PushDivider", "PushBins"), Ks=(2, 3), n_demos=512, chunk_len=8, steps=2000,
                      width=256, depth=3, batch_size=512, lr=1e-3, n_eval=128,

@@ -38,11 +38,25 @@ def test_a_multimodal_family_succeeds_through_both_gaps(swept):
     assert diff["success_rate"] > 0.3
 
 
+def test_the_token_head_succeeds_through_both_gaps_at_its_token_count():
+    """Chapter 8's token head (a 64-wide GRU over H·d_a = 16 tokens) on PathGaps at the fast budget:
+    it reaches both gaps and beats regression, and its row prices a query at 16 sequential evaluations."""
+    res = robot.sweep(envs_=("PathGaps",), labels=("autoregressive",), executors=("whole chunk",), seed=0,
+                      profile="fast", progress=False)
+    model = res.models[("PathGaps", 2, "autoregressive")]
+    assert model.policy.config.token_width == 64 and model.policy.config.decoder == "gru"
+    r = _rows(res)[("PathGaps", "autoregressive", "whole chunk")]
+    assert r["nfe"] == 16 == model.chunk_len * 2
+    assert r["modes_used"] == 2 and r["min_mode_fraction"] > 0.2
+    assert r["success_rate"] > 0.5  # regression: at most 0.1 (test above)
+    assert np.isnan(_rows(res)[("PathGaps", "expert", "scripted")]["nfe"])
+
+
 def test_summary_columns_and_consistency(swept):
     rows = robot.summary(swept)
     assert len(rows) == 1 + 3  # the expert + three policies × one executor
     for r in rows:
-        for col in ("env", "K", "policy", "family", "executor", "chunk_len", "n_action_steps", "ensemble_m", "n_episodes",
+        for col in ("env", "K", "policy", "family", "executor", "chunk_len", "nfe", "n_action_steps", "ensemble_m", "n_episodes",
                     "success_rate", "success_lo", "success_hi", "modes_used", "min_mode_fraction", "failure",
                     "failure_rate", "mode0_rate", "mode1_rate"):
             assert col in r, col
@@ -148,8 +162,10 @@ def test_prose_helpers_read_the_measured_rows(swept):
     table = figures.robot.outcome_table(rows, ["PathGaps"], labels)
     lines = table.splitlines()
     assert len(lines) == 2 + 1 + len(labels)  # header, rule, the expert, the policies
-    assert all(line.count("|") == 6 for line in lines)  # policy + four columns per task
-    assert lines[2].startswith("| `expert` |") and "collision" in lines[0]
+    assert all(line.count("|") == 7 for line in lines)  # policy, NFE + four columns per task
+    assert lines[2].startswith("| `expert` | — |") and "collision" in lines[0]
+    nfe = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines[3:]}
+    assert nfe == {"`regression`": "1", "`mixture`": "1", "`diffusion`": str(swept.models[("PathGaps", 2, "diffusion")].policy.config.steps)}
     with pytest.raises(ValueError, match="no row"):
         figures.robot.outcome_table(rows, ["PushBins"], labels)
 

@@ -115,12 +115,18 @@ def test_robot_scorecard_averages_tasks_at_the_default_executor():
                 "success_rate": success, "failure_rate": failure, "modes_used": 2, "min_mode_fraction": 0.4}
 
     rows = [r("expert", "scripted", 1.0, math.nan), r("regression", "whole chunk", 0.0, 1.0),
-            r("regression", "whole chunk", 0.5, 0.5, env="PushBins"), r("regression", "ensemble m=0.01", 0.9, 0.1)]
+            r("regression", "whole chunk", 0.5, 0.5, env="PushBins"), r("regression", "ensemble m=0.01", 0.9, 0.1),
+            {**r("autoregressive", "whole chunk", 0.8, 0.1), "nfe": 16.0}]
     card = {c["policy"]: c for c in guidance.robot_scorecard(guidance.Evidence("fast", 0, {"robot": rows}))}
-    assert list(card) == ["expert", "regression"]
+    assert list(card) == ["expert", "regression", "autoregressive"]
+    assert card["autoregressive"]["nfe"] == 16 and math.isnan(card["regression"]["nfe"])  # a table without the column
     assert card["regression"]["success"] == pytest.approx(0.25) and card["regression"]["failure"] == pytest.approx(0.75)
     assert card["expert"]["failure"] == 0.0 and card["regression"]["n_tables"] == 2
     assert guidance.robot_scorecard(guidance.Evidence("fast", 0, {})) == []
+    fig = figures.guidance.plot_robot(guidance.Evidence("fast", 0, {"robot": rows}))
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["expert", "regression", "autoregressive\n16 NFE"]  # the latency price where the table has it
+    matplotlib.pyplot.close(fig)
 
 
 def test_executor_effect_reads_chapter_8_for_the_generative_families():
@@ -130,9 +136,11 @@ def test_executor_effect_reads_chapter_8_for_the_generative_families():
 
     rows = [r("expert", "scripted", 1.0), r("regression", "whole chunk", 0.0), r("regression", "ensemble m=0.01", 0.2),
             r("diffusion", "whole chunk", 0.06), r("diffusion", "ensemble m=0.01", 0.12),
-            r("cvae β=10", "whole chunk", 0.3), r("cvae β=10", "ensemble m=0.01", 0.1)]
+            r("cvae β=10", "whole chunk", 0.3), r("cvae β=10", "ensemble m=0.01", 0.1),
+            r("autoregressive", "whole chunk", 0.5), r("autoregressive", "ensemble m=0.01", 0.5)]
     eff = guidance.executor_effect(guidance.Evidence("fast", 0, {"robot": rows}))
-    assert {e["policy"]: e["change"] for e in eff} == {"diffusion": 1, "cvae β=10": -1}  # regression left out
+    # regression left out; the token head is a generative family too
+    assert {e["policy"]: e["change"] for e in eff} == {"diffusion": 1, "cvae β=10": -1, "autoregressive": 0}
     assert guidance.executor_effect(guidance.Evidence("fast", 0, {"robot": rows}), "half chunk") == []
     assert guidance.executor_effect(guidance.Evidence("fast", 0, {})) == []
 

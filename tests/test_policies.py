@@ -195,6 +195,22 @@ def test_steps_override_per_call(name, fitted):
             policy.sample(_obs(2), 2, solver="rk4")
 
 
+@pytest.mark.parametrize("name, config", [(f, {}) for f in FAMILIES] + [("flow", {"solver": "heun", "steps": 3}),
+                                                                      ("diffusion", {"steps": 5})])
+def test_nfe_counts_the_network_calls_of_one_sample(name, config):
+    """nfe() is the latency price: the most times any one network of the policy runs while drawing a chunk."""
+    policy = policies.make(name, seed=0, obs_dim=1, action_dim=1, chunk_len=4, **TINY, **config)
+    calls = {}
+    for child, module in policy.named_children():
+        if child != "normalizer":
+            module.register_forward_hook(lambda m, i, o, c=child: calls.__setitem__(c, calls.get(c, 0) + 1))
+    policy.sample(_obs(3), 2, generator=_gen(0))
+    expected = {"diffusion": config.get("steps", 20), "autoregressive": 4}.get(name, 1)
+    if name == "flow":
+        expected = config.get("steps", 10) * (2 if config.get("solver") == "heun" else 1)
+    assert policy.nfe() == expected == max(calls.values()), calls
+
+
 # -- transport (diffusion, flow) --------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["diffusion", "flow"])
 def test_transport_is_deterministic_differentiable_and_matches_sample(name, fitted, fork):

@@ -78,7 +78,10 @@ def test_registered_and_built_by_name():
         (dict(decoder="lstm"), "decoder must be 'gru' or 'transformer'"),
         (dict(layers=0), "layers must be an integer >= 1"),
         (dict(heads=0), "heads must be an integer >= 1"),
-        (dict(decoder="transformer", heads=5, width=32), r"heads \(5\) must divide the backbone width \(32\)"),
+        (dict(decoder="transformer", heads=5, width=32), r"heads \(5\) must divide the decoder width \(32\)"),
+        (dict(decoder="transformer", heads=4, decoder_width=18), r"heads \(4\) must divide the decoder width \(18\)"),
+        (dict(decoder_width=0), "decoder_width must be an integer >= 1"),
+        (dict(decoder_width=16.0), "decoder_width must be an integer"),
     ],
 )
 def test_bad_config_raises(bad, match):
@@ -150,6 +153,27 @@ def test_tokens_round_trip_within_half_a_bin_and_clip_at_the_range():
 def test_nfe_is_the_number_of_tokens():
     assert policies.make("autoregressive", action_dim=2, chunk_len=8, **FAST).nfe() == 16
     assert policies.make("autoregressive", action_dim=1, chunk_len=5, **FAST).nfe() == 5
+
+
+@pytest.mark.parametrize("decoder", ["gru", "transformer"])
+def test_decoder_width_sizes_only_the_token_network(decoder):
+    """decoder_width narrows the embeddings and the causal network; the observation backbone keeps its
+    hidden width and ends in the decoder's width, and sampling still works."""
+    wide = policies.make("autoregressive", seed=0, obs_dim=3, action_dim=2, chunk_len=4, width=64, depth=2,
+                         decoder=decoder)
+    narrow = policies.make("autoregressive", seed=0, obs_dim=3, action_dim=2, chunk_len=4, width=64, depth=2,
+                           decoder=decoder, decoder_width=16)
+    assert narrow.config.token_width == 16 and wide.config.token_width == 64
+    assert narrow.tok_emb.weight.shape == (narrow.config.n_bins + 1, 16)
+    causal = (lambda p: p.rnn) if decoder == "gru" else (lambda p: p.blocks)
+    n_causal = lambda p: sum(t.numel() for t in causal(p).parameters())  # noqa: E731
+    assert n_causal(narrow) * 8 < n_causal(wide)  # parameters grow as the width squared: 16x fewer, up to biases
+    hidden = lambda p: [m.fc1.weight.shape for m in p.obs_net.blocks]  # noqa: E731
+    assert hidden(narrow) == hidden(wide) == [(64, 64)] * 2
+    obs = torch.randn(5, 3, generator=_gen(0))
+    assert narrow.sample(obs, n=2, generator=_gen(1)).shape == (5, 2, 4, 2)
+    loss = narrow.loss({"obs": obs, "chunk": torch.randn(5, 4, 2, generator=_gen(2))})["loss"]
+    assert torch.isfinite(loss)
 
 
 @pytest.mark.parametrize("decoder", ["gru", "transformer"])

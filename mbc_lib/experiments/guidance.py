@@ -229,22 +229,25 @@ def default_executor(profile: str | None = None) -> str:
 
 def robot_scorecard(evidence: Evidence) -> Rows:
     """Chapter 8's table per policy (the expert first), averaged over its tasks and K at its default
-    executor (:func:`default_executor`): success rate, the task's failure rate, modes used and the smallest
-    mode's share of the successes. Empty when chapter 8's table is missing."""
+    executor (:func:`default_executor`): success rate, the task's failure rate, modes used, the smallest
+    mode's share of the successes, and ``nfe``, the sequential network evaluations per chunk query (the latency
+    price; NaN for the expert and in tables that predate the column). Empty when chapter 8's table is missing."""
     default = default_executor(evidence.profile)
     rows = [r for r in evidence.rows("robot") if r.get("policy") == "expert" or r.get("executor") == default]
     out = []
     for label in dict.fromkeys(r["policy"] for r in rows):
         rs = [r for r in rows if r["policy"] == label]
         mean = lambda k: float(np.nanmean([_num(r, k, 0.0) for r in rs]))  # noqa: E731
+        nfes = [v for v in (_num(r, "nfe") for r in rs) if not math.isnan(v)]
         out.append({"policy": label, "family": rs[0].get("family", label), "success": mean("success_rate"),
                     "failure": mean("failure_rate"), "modes_used": mean("modes_used"),
-                    "min_mode_fraction": mean("min_mode_fraction"), "n_tables": len(rs)})
+                    "min_mode_fraction": mean("min_mode_fraction"),
+                    "nfe": max(nfes, default=math.nan), "n_tables": len(rs)})
     return out
 
 
 def executor_effect(evidence: Evidence, other: str = "ensemble m=0.01", base: str | None = None,
-                    families: Sequence[str] = ("cvae", "vq", "mixture", "diffusion", "flow")) -> Rows:
+                    families: Sequence[str] = ("cvae", "vq", "mixture", "diffusion", "flow", "autoregressive")) -> Rows:
     """Chapter 8's executor comparison: one row per (task, K, policy of ``families``) measured with both
     ``base`` (default: chapter 8's default executor, whole chunks) and ``other``, with both success rates,
     failure rates and modes used, and ``change`` = +1 / −1 / 0 when ``other`` raised / lowered / kept the

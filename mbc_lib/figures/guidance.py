@@ -2,6 +2,8 @@
 the decision chart whose leaves quote the measurements (:mod:`mbc_lib.experiments.guidance`)."""
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -35,13 +37,15 @@ def plot_scorecard(evidence: Evidence, K: int, ax: plt.Axes | None = None) -> pl
 
 
 def plot_robot(evidence: Evidence) -> plt.Figure:
-    """Chapter 8's success and failure rate per policy (:func:`robot_scorecard`)."""
+    """Chapter 8's success and failure rate per policy (:func:`robot_scorecard`), each named with its
+    network evaluations per chunk query."""
     robot = robot_scorecard(evidence)
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
     x = np.arange(len(robot))
     ax.bar(x - 0.2, [r["success"] for r in robot], 0.4, label="success")
     ax.bar(x + 0.2, [r["failure"] for r in robot], 0.4, label="collision / between bins", color="C3")
-    ax.set_xticks(x, [r["policy"] for r in robot], rotation=20)
+    nfe = lambda r: "" if math.isnan(r.get("nfe", math.nan)) else f"\n{int(r['nfe'])} NFE"  # noqa: E731
+    ax.set_xticks(x, [r["policy"] + nfe(r) for r in robot], rotation=20, fontsize=8)
     ax.set(ylim=(0, 1.05), ylabel="fraction of episodes", title="Chapter 8: both robot tasks, whole-chunk execution")
     ax.legend(fontsize=8)
     return fig

@@ -57,9 +57,10 @@ def outcome_table(rows: list[dict[str, Any]], envs_: Sequence[str], labels: Sequ
                   executor_label: str = "whole chunk", K: int = 2) -> str:
     """A Markdown table of :func:`summary` rows: one line per policy (the expert first), per task the
     success rate with its 95% Wilson interval, the share of episodes succeeding through each mode,
-    the modes used (of K) and the rate of the task's failure flag."""
+    the modes used (of K) and the rate of the task's failure flag; the NFE column is each policy's
+    sequential network evaluations per chunk query ("—" for the expert and for tables without it)."""
     env_list = [short_name(e) for e in envs_]
-    head, rule = ["policy"], ["---"]
+    head, rule = ["policy", "NFE"], ["---", "---:"]
     for e in env_list:
         fail = envs.make_env_task(env_id(e), K=K).failure_key.replace("_", " ")
         noun = MODE_NOUN.get(e, "mode")
@@ -67,7 +68,8 @@ def outcome_table(rows: list[dict[str, Any]], envs_: Sequence[str], labels: Sequ
         rule += ["---:"] * 4
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
     for lab in ["expert", *labels]:
-        cells = [f"`{lab}`"]
+        nfe = row_of(rows, env_list[0], K, lab, executor_label).get("nfe", np.nan) if env_list else np.nan
+        cells = [f"`{lab}`", "—" if nfe is None or not np.isfinite(nfe) else f"{nfe:.0f}"]
         for e in env_list:
             r = row_of(rows, e, K, lab, executor_label)
             fr = r["failure_rate"]

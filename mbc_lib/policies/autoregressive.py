@@ -17,8 +17,9 @@ Model. One causal network over the tokens, conditioned on the observation s:
 with logits ℓ_θ over the Q bins. With the offset head (``offset=True``) the element is
 a_i = m(y_i) + w·o_θ(s, y_<i)[y_i]: one offset per bin, read at the bin that was drawn.
 s enters through the shared residual MLP backbone (an embedding added to every position); the
-earlier tokens (bin and value) reach position i through a small causal network whose width is
-the backbone's width: a GRU (``decoder="gru"``, the default: about half the cost of the
+earlier tokens (bin and value) reach position i through a small causal network of width C_d
+(``decoder_width``; the backbone's width unless set, and the cost of every token evaluation
+grows as C_d²): a GRU (``decoder="gru"``, the default: about half the cost of the
 Transformer per training step on a CPU) or a causal Transformer (``"transformer"``, nanoGPT's
 pre-norm block, the architecture of RT and OpenVLA).
 
@@ -68,6 +69,7 @@ class AutoregressiveConfig(PolicyConfig):
     temperature: float = 1.0  # divides every token's logits when sampling (1 samples the learned distribution)
     decoder: str = "gru"  # causal network over the tokens: "gru" (fastest on a CPU) | "transformer" (RT/OpenVLA)
     layers: int = 2  # GRU layers or Transformer blocks
+    decoder_width: int | None = None  # C_d, the causal network's width (None: the backbone's width)
     heads: int = 4  # attention heads per Transformer block (must divide the backbone width)
 
     def validate(self) -> None:
@@ -89,9 +91,17 @@ class AutoregressiveConfig(PolicyConfig):
             raise ValueError(f"layers must be an integer >= 1 (GRU layers or Transformer blocks), got {self.layers!r}")
         if not _is_int(self.heads) or self.heads < 1:
             raise ValueError(f"heads must be an integer >= 1, got {self.heads!r}")
-        if self.decoder == "transformer" and self.backbone.width % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide the backbone width ({self.backbone.width}) "
+        if self.decoder_width is not None and (not _is_int(self.decoder_width) or self.decoder_width < 1):
+            raise ValueError(f"decoder_width must be an integer >= 1 (the causal network's width, e.g. 64) or None "
+                             f"(the backbone's width), got {self.decoder_width!r}")
+        if self.decoder == "transformer" and self.token_width % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide the decoder width ({self.token_width}) "
                              f"for the transformer decoder")
+
+    @property
+    def token_width(self) -> int:
+        """C_d: the width of the token embeddings and of the causal network."""
+        return self.backbone.width if self.decoder_width is None else self.decoder_width
 
     @property
     def bin_width(self) -> float:
@@ -139,8 +149,8 @@ class AutoregressivePolicy(Policy):
 
     def __init__(self, config: AutoregressiveConfig):
         super().__init__(config)
-        C, Q, chunk_numel, bb = config.backbone.width, config.n_bins, config.chunk_numel, config.backbone
-        self.obs_net = ResMLP(config.obs_dim, C, bb)  # s -> conditioning vector added to every position
+        C, Q, chunk_numel, bb = config.token_width, config.n_bins, config.chunk_numel, config.backbone
+        self.obs_net = ResMLP(config.obs_dim, C, bb)  # s -> conditioning vector [C_d] added to every position
         self.tok_emb = nn.Embedding(Q + 1, C)  # bins 0..Q−1, and Q = "begin" (the input of position 1)
         self.val_emb = nn.Linear(1, C)  # the previous element's value: tells the network which bins are near
         self.pos_emb = nn.Parameter(0.02 * torch.randn(chunk_numel, C))  # one learned vector per token position

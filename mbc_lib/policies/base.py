@@ -192,6 +192,11 @@ class Policy(nn.Module):
     def sample(self, obs: Tensor, n: int = 1, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def nfe(self) -> int:
+        """Sequential network evaluations per sampled chunk with the config's sampler: the latency
+        price of one query (1 for the one-shot heads; the samplers and the token head override it)."""
+        return 1
+
     # -- helpers shared by the families -----------------------------------------
     @property
     def device(self) -> torch.device:

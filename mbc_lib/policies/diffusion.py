@@ -137,6 +137,10 @@ class DiffusionPolicy(Policy):
         return {"loss": mse, "mse": mse.detach()}
 
     # -- sampling -------------------------------------------------------------------------
+    def nfe(self) -> int:
+        """Denoiser evaluations per sampled chunk: one per sampler step (the config's ``steps``)."""
+        return self.config.steps
+
     def timesteps(self, steps: int | None = None) -> list[int]:
         """The sub-sequence k_S > … > k_1 > 0 that a sampler with ``steps`` steps visits, plus 0."""
         S, T = self.check_steps(steps, self.config.steps), self.config.num_train_steps

@@ -80,6 +80,10 @@ class FlowPolicy(Policy):
         return {"loss": mse, "mse": mse.detach()}
 
     # -- sampling: integrate dx/dt = v from t = 0 to 1 ------------------------------------
+    def nfe(self) -> int:
+        """Velocity evaluations per sampled chunk: one per Euler step, two per Heun step."""
+        return self.config.steps * (2 if self.config.solver == "heun" else 1)
+
     def _integrate(self, obs: Tensor, x: Tensor, steps: int | None, solver: str | None) -> Tensor:
         """ODE solve from x₀ = ``x [B, H·d]`` to x₁ ``[B, H·d]`` (normalised units)."""
         S = self.check_steps(steps, self.config.steps)
