@@ -3,6 +3,8 @@
 The built-book checks run when ``_build/html`` (or ``$MBC_BOOK_HTML``) exists; with ``MBC_REQUIRE_BUILT_BOOK=1``
 (set by ``make test``, which builds the book first) a missing build is a failure.
 """
+import ast
+import html as html_lib
 import json
 import re
 import subprocess
@@ -44,6 +46,31 @@ def test_chapters_store_outputs_only_for_checked_cells_and_start_with_the_setup_
     assert all("nbval-ignore-output" in c["metadata"].get("tags", []) for c in widget_cells)
 
 
+def _ends_with_a_bare_glue(source: str) -> bool:
+    """A cell whose last statement is ``report.glue(...)`` without a trailing ``;``: IPython echoes the value."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # IPython magics; none of the chapters' glue cells use them
+        return False
+    last = body[-1] if body else None
+    return (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+            and isinstance(last.value.func, ast.Attribute) and last.value.func.attr == "glue"
+            and not source.rstrip().endswith(";"))
+
+
+@pytest.mark.parametrize("path", CHAPTERS + [ROOT / "book" / "appendix.ipynb"], ids=lambda p: p.name)
+def test_no_cell_echoes_a_glued_value(path):
+    """A glued sentence belongs in the prose; as a cell's last expression it also prints as a stray quoted string."""
+    cells = json.loads(path.read_text())["cells"]
+    echo = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and _ends_with_a_bare_glue("".join(c["source"]))]
+    assert not echo, f"cells {echo} end with a bare report.glue(...): assign it or end the line with ';'"
+
+
+def test_the_echo_check_sees_a_bare_glue():
+    assert _ends_with_a_bare_glue('x = 1\nreport.glue("a", x)')
+    assert not _ends_with_a_bare_glue('report.glue("a", 1);') and not _ends_with_a_bare_glue('a = report.glue("a", 1)')
+
+
 def test_setup_cells_use_the_repository_url_from_config():
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "setup_cell.py"), "check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -73,3 +100,21 @@ def test_built_pages_have_no_broken_internal_links():
             if not (page.parent / href).resolve().exists():
                 broken.append(f"{page.relative_to(HTML)} -> {href}")
     assert not broken, broken
+
+
+def _page_text(page_html: str) -> str:
+    """The text a reader sees, without scripts, styles and code blocks."""
+    s = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page_html, flags=re.S)
+    s = re.sub(r"<pre[^>]*>.*?</pre>", " ", s, flags=re.S)
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", s))
+
+
+def test_built_pages_show_no_unrendered_math():
+    """Math in glued text or in the bibliography is not rendered: a reader would see the dollars and backslashes."""
+    _built()
+    raw = {}
+    for page in HTML.rglob("*.html"):
+        found = re.findall(r"\$[^$\n]{1,60}\$", _page_text(page.read_text()))
+        if found:
+            raw[str(page.relative_to(HTML))] = found[:3]
+    assert not raw, raw
