@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import yaml
+from kernel_wakeup import keep_awake
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what the stage leaves out: the environment, build outputs, caches, version control
@@ -105,7 +106,7 @@ def execute_notebook(src: Path, out: Path, timeout: float, deadline: float | Non
     client = NotebookClient(book, timeout=max(1, int(timeout)), kernel_name="python3",
                             resources={"metadata": {"path": str(src.parent)}})
     status, times = "ok", []
-    with client.setup_kernel():
+    with client.setup_kernel(), keep_awake(client.km):  # a kernel that misses a request is woken (kernel_wakeup)
         for i, cell in enumerate(book.cells):
             left = timeout if deadline is None else min(timeout, deadline - (time.perf_counter() - t0))
             if left <= 0:

@@ -70,10 +70,15 @@ def check_notebook(path: Path, timeout: int = 900) -> str:
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(PREAMBLE))
+    from kernel_wakeup import keep_awake
+
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute(env={**os.environ, **ENV, "MBC_PROFILE": "full"})  # the kernel's, not this process's
+        # the environment is the kernel's, not this process's; a kernel that misses a request is woken (kernel_wakeup)
+        with client.setup_kernel(env={**os.environ, **ENV, "MBC_PROFILE": "full"}), keep_awake(client.km):
+            for i, cell in enumerate(nb.cells):
+                client.execute_cell(cell, i)
     except CellExecutionError as err:
         cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), 0)
         last = re.sub(r"\x1b\[[0-9;]*m", "", str(err).strip().splitlines()[-1])  # without terminal colours
