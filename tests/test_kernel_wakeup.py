@@ -1,5 +1,6 @@
 """tools/kernel_wakeup.py: the pinger reaches the kernel on its timer, leaves the executor's replies alone,
 and stops with its block."""
+import queue
 import sys
 import time
 
@@ -27,7 +28,7 @@ def _pings(kc, seconds: float) -> int:
     while time.monotonic() < end:
         try:
             msg = kc.get_iopub_msg(timeout=0.1)
-        except Exception:  # queue.Empty
+        except queue.Empty:
             continue
         parent = msg["parent_header"]
         n += (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"

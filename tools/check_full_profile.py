@@ -27,6 +27,7 @@ from pathlib import Path
 #: toy tables must never reach chapter 11's cache; no progress bars
 ENV = {"MBC_CACHE": "off", "MBC_PROGRESS": "0"}
 
+from kernel_wakeup import keep_awake  # noqa: E402  (tools/ is on the path wherever this module is imported)
 from mbc_lib import experiments, profiles  # noqa: E402
 
 #: size key -> toy value (grids and other keys are left as the full profile has them)
@@ -70,8 +71,6 @@ def check_notebook(path: Path, timeout: int = 900) -> str:
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(PREAMBLE))
-    from kernel_wakeup import keep_awake
-
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     try:

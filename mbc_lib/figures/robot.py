@@ -68,10 +68,10 @@ def outcome_table(rows: list[dict[str, Any]], envs_: Sequence[str], labels: Sequ
         rule += ["---:"] * 4
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
     for lab in ["expert", *labels]:
-        nfe = row_of(rows, env_list[0], K, lab, executor_label).get("nfe", np.nan) if env_list else np.nan
+        per_env = [row_of(rows, e, K, lab, executor_label) for e in env_list]
+        nfe = per_env[0].get("nfe", np.nan) if per_env else np.nan
         cells = [f"`{lab}`", "—" if nfe is None or not np.isfinite(nfe) else f"{nfe:.0f}"]
-        for e in env_list:
-            r = row_of(rows, e, K, lab, executor_label)
+        for r in per_env:
             fr = r["failure_rate"]
             cells += [f"{r['success_rate']:.0%} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]",
                       " / ".join(f"{r[f'mode{k}_rate']:.0%}" for k in range(K)), f"{r['modes_used']} of {K}",
